@@ -1,0 +1,139 @@
+"""Command line: ``python -m vsa_train {make-data,train,evaluate} ...``.
+
+Errors in the arguments or the input files end the program with a one-line message and exit
+status 2; nothing prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from vsa_demo.model import VAEConfig
+from vsa_demo.official import OfficialFileError
+from vsa_demo.weights import WeightsError
+
+from .datasets import DATASET_NAMES
+
+logger = logging.getLogger("vsa_train")
+
+STAGE_NAMES = ("stage1", "stage2", "stage3")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 4 comma-separated widths such as 16,32,64,64, got {text!r}") from None
+    if len(values) != 4 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected 4 positive comma-separated widths, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .train import TrainConfig
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="python -m vsa_train", description="Datasets, training and evaluation for dsprites-vsa.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    make = commands.add_parser("make-data", help="write a paired, scene or paired-scene dataset to HDF5")
+    make.add_argument("dataset", choices=DATASET_NAMES, help="which dataset to write")
+    make.add_argument("--n", type=_positive_int, required=True, help="number of examples")
+    make.add_argument("--out", type=Path, required=True, help="output HDF5 file; its folder must exist")
+    make.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    make.add_argument("--source", type=Path, help="official dSprites .npz or .h5 to take images from (default: the renderer)")
+    make.add_argument("--min-objects", type=int, help="fewest objects per scene (default: 2)")
+    make.add_argument("--max-objects", type=int, help="most objects per scene (default: 5 for scene, 2 for paired-scene)")
+    make.add_argument("--quiet", action="store_true", help="hide the progress bar")
+
+    train = commands.add_parser("train", help="train one stage; also runs under torchrun")
+    train.add_argument("stage", choices=STAGE_NAMES)
+    train.add_argument("--out", type=Path, required=True, help="folder for checkpoints, metrics and weights")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    train.add_argument("--data", type=Path, help="HDF5 file from make-data (default: fresh examples on the fly)")
+    train.add_argument("--source", type=Path, help="official dSprites file for on-the-fly images (default: the renderer)")
+    train.add_argument("--steps", type=_positive_int, default=defaults.steps, help=f"optimiser steps (default: {defaults.steps})")
+    train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size, help=f"examples per step over all processes (default: {defaults.batch_size})")
+    train.add_argument("--lr", type=float, default=defaults.lr, help=f"peak learning rate (default: {defaults.lr})")
+    train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, help=f"linear warm-up steps (default: {defaults.warmup_steps})")
+    train.add_argument("--kl-weight", type=float, default=defaults.kl_weight, help=f"weight of the KL term (default: {defaults.kl_weight})")
+    train.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default: {defaults.seed})")
+    train.add_argument("--min-objects", type=int, help="fewest objects per on-the-fly scene")
+    train.add_argument("--max-objects", type=int, help="most objects per on-the-fly scene")
+    train.add_argument("--init-from", help="weights folder or Hub repo id to start from (stages 2 and 3)")
+    train.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every, help=f"steps between checkpoints (default: {defaults.checkpoint_every})")
+    train.add_argument("--eval-every", type=_positive_int, default=defaults.eval_every, help=f"steps between validations (default: {defaults.eval_every})")
+    train.add_argument("--eval-size", type=_positive_int, default=defaults.eval_size, help=f"validation examples (default: {defaults.eval_size})")
+    train.add_argument("--num-workers", type=int, default=defaults.num_workers, help=f"DataLoader worker processes (default: {defaults.num_workers})")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default=defaults.device, help="where to train (default: auto, a GPU when there is one)")
+    model = train.add_argument_group("model")
+    model.add_argument("--latent-dim", type=_positive_int, default=defaults.model.latent_dim, help=f"dimension D of each feature vector (default: {defaults.model.latent_dim})")
+    model.add_argument("--channels", type=_channels, default=defaults.model.channels, help="encoder convolution widths (default: %(default)s)")
+    model.add_argument("--hidden-dim", type=_positive_int, default=defaults.model.hidden_dim, help=f"hidden linear width (default: {defaults.model.hidden_dim})")
+    train.add_argument("--quiet", action="store_true", help="hide the progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="measure a stage's weights on fresh samples")
+    evaluate.add_argument("stage", choices=STAGE_NAMES)
+    evaluate.add_argument("--weights", required=True, help="weights folder or Hub repo id")
+    evaluate.add_argument("--n", type=_positive_int, default=1000, help="fresh samples (default: 1000)")
+    evaluate.add_argument("--json", type=Path, required=True, help="where to write the metrics")
+    evaluate.add_argument("--figures", type=Path, help="folder for the figures (default: beside --json)")
+    evaluate.add_argument("--seed", type=int, default=12345, help="seed of the samples (default: 12345)")
+    evaluate.add_argument("--quiet", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _train(args) -> None:
+    from .train import TrainConfig, train
+
+    model_config = VAEConfig(latent_dim=args.latent_dim, channels=args.channels, hidden_dim=args.hidden_dim)
+    names = {f.name for f in fields(TrainConfig)}
+    values = {name: getattr(args, name) for name in names if hasattr(args, name) and name != "model"}
+    values["stage"] = args.stage
+    for key in ("data", "source"):
+        values[key] = None if values.get(key) is None else str(values[key])
+    config = TrainConfig(model=model_config, **values)
+    train(config, args.out, resume=args.resume, progress=not args.quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "make-data":
+            from .datasets import write_dataset
+
+            path = write_dataset(
+                args.dataset, args.n, args.out, args.seed, args.source, args.min_objects, args.max_objects, progress=not args.quiet
+            )
+            print(f"wrote {args.n} {args.dataset} examples to {path}")
+        elif args.command == "train":
+            _train(args)
+        elif args.command == "evaluate":
+            from .evaluate import evaluate
+
+            evaluate(args.stage, args.weights, args.n, args.json, figures=args.figures, seed=args.seed, progress=not args.quiet)
+    except (ValueError, OfficialFileError, WeightsError, RuntimeError) as error:
+        parser.exit(2, f"error: {error}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "interrupted\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
