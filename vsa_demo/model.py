@@ -199,7 +199,7 @@ class FeatureVAE(
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, config: VAEConfig | dict | None = None, map_location: str = "cpu", **hub_kwargs):
-        hub_kwargs = {k: hub_kwargs[k] for k in ("revision", "cache_dir", "force_download", "token", "local_files_only") if k in hub_kwargs}
+        hub_kwargs = {k: hub_kwargs[k] for k in ("revision", "cache_dir", "force_download", "token", "local_files_only", "subfolder") if k in hub_kwargs and hub_kwargs[k] is not None}
         if isinstance(config, dict):
             config = VAEConfig(**{k: v for k, v in config.items() if k in VAEConfig.__dataclass_fields__})
         if config is None:

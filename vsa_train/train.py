@@ -217,6 +217,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     optimizer = torch.optim.Adam(objective.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
     start = 0
+    wall_before = 0.0  # seconds spent in earlier runs that this one resumes
 
     checkpoint_path = out / CHECKPOINT_NAME
     if resume:
@@ -235,6 +236,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         start = int(checkpoint["step"])
+        wall_before = float(checkpoint.get("wall_seconds", 0.0))
         torch.set_rng_state(checkpoint["rng"][rank % len(checkpoint["rng"])])
         logger.info("resumed from %s at step %d", checkpoint_path, start)
     else:
@@ -259,6 +261,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         num_workers=config.num_workers,
         persistent_workers=False,
         prefetch_factor=4 if config.num_workers else None,
+        # Its own generator keeps the loader from drawing on the global one, which the posterior
+        # noise uses, so a resumed run draws the same noise as an uninterrupted one.
+        generator=torch.Generator().manual_seed(config.seed),
     )
     validation = stage.validation_set(config) if rank == 0 else None
     metrics_path = out / METRICS_NAME
@@ -269,6 +274,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     images_per_step = config.batch_size * stage.images_per_example
     bar = tqdm(total=config.steps, initial=start, desc=config.stage, unit="step", disable=not progress or rank != 0)
     tick, tick_step = time.perf_counter(), start
+    run_start = time.perf_counter()
     objective.train()
     step = start
     for step, batch in enumerate(loader, start=start):
@@ -288,11 +294,17 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
             tick, tick_step = time.perf_counter(), done
         bar.update(1)
 
+        wall = wall_before + time.perf_counter() - run_start
         if done % config.checkpoint_every == 0 or done == config.steps:
-            _save_checkpoint(checkpoint_path, model, optimizer, scheduler, done, config, rank, world)
+            _save_checkpoint(checkpoint_path, model, optimizer, scheduler, done, config, rank, world, wall)
         if rank == 0 and (done % config.eval_every == 0 or done == config.steps):
             model.eval()
-            record = {"step": done, "images_seen": done * images_per_step, "loss": parts["loss"].item()}
+            record = {
+                "step": done,
+                "images_seen": done * images_per_step,
+                "wall_seconds": round(wall, 1),
+                "loss": parts["loss"].item(),
+            }
             record.update(stage.validate(model, validation))
             model.train()
             with metrics_path.open("a") as file:
@@ -308,7 +320,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     return model.eval()
 
 
-def _save_checkpoint(path, model, optimizer, scheduler, step, config, rank, world) -> None:
+def _save_checkpoint(path, model, optimizer, scheduler, step, config, rank, world, wall_seconds) -> None:
     # Every process contributes its random state, so a resumed DDP run draws the same noise.
     rng = torch.get_rng_state()
     states = [rng]
@@ -323,6 +335,8 @@ def _save_checkpoint(path, model, optimizer, scheduler, step, config, rank, worl
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "step": step,
+            "wall_seconds": wall_seconds,
+            "world_size": world,
             "rng": states,
             "config": config.to_dict(),
         },

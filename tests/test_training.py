@@ -1,0 +1,110 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vsa_demo.model import FeatureVAE, VAEConfig
+from vsa_demo.official import RendererSource
+from vsa_train.objectives import CrosswiseSwap
+from vsa_train.sampling import sample_pairs
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--latent-dim", "32", "--channels", "4,4,8,8", "--hidden-dim", "32"]
+
+
+def test_crosswise_loss_falls_when_overfitting():
+    torch.manual_seed(0)
+    pairs = sample_pairs(0, np.arange(32), RendererSource())
+    images = torch.from_numpy(pairs["images"])
+    changed = torch.from_numpy(pairs["changed"])
+    objective = CrosswiseSwap(FeatureVAE(VAEConfig(latent_dim=64, channels=(8, 8, 16, 16), hidden_dim=64)), kl_weight=0.01)
+    optimizer = torch.optim.Adam(objective.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(300):
+        parts = objective(images, changed)
+        optimizer.zero_grad()
+        parts["loss"].backward()
+        optimizer.step()
+        losses.append(parts["reconstruction"].item())
+    assert np.mean(losses[-10:]) < 0.2 * losses[0], (losses[0], losses[-10:])
+
+
+def run_train(out, *extra, wait=True):
+    command = [sys.executable, "-m", "vsa_train", "train", "stage1", "--out", str(out), "--quiet", *TINY, *extra]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if wait:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    return process
+
+
+def test_killed_run_resumes_to_same_parameters(tmp_path):
+    settings = ["--steps", "300", "--batch-size", "8", "--checkpoint-every", "20", "--eval-every", "100", "--eval-size", "8", "--warmup-steps", "10"]
+    run_train(tmp_path / "whole", *settings)
+
+    interrupted = tmp_path / "interrupted"
+    process = run_train(interrupted, *settings, wait=False)
+    deadline = time.time() + 120
+    while not (interrupted / "checkpoint.pt").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert (interrupted / "checkpoint.pt").exists()
+    assert not (interrupted / "model.safetensors").exists(), "the run finished before it was killed"
+    step = torch.load(interrupted / "checkpoint.pt", weights_only=True)["step"]
+    assert 0 < step < 300
+
+    run_train(interrupted, *settings, "--resume")
+    whole = load_file(tmp_path / "whole" / "model.safetensors")
+    resumed = load_file(interrupted / "model.safetensors")
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+
+
+def test_resume_without_checkpoint_fails_cleanly(tmp_path):
+    process = run_train(tmp_path / "new", "--steps", "5", "--resume", wait=False)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "no checkpoint" in stderr and "Traceback" not in stderr
+
+
+def test_resume_with_other_settings_fails_cleanly(tmp_path):
+    settings = ["--steps", "4", "--batch-size", "4", "--checkpoint-every", "2", "--eval-size", "4"]
+    run_train(tmp_path / "run", *settings)
+    process = run_train(tmp_path / "run", "--steps", "8", "--batch-size", "8", "--resume", "--checkpoint-every", "2", wait=False)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "batch_size" in stderr and "Traceback" not in stderr
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("stage", ["stage1"])
+def test_two_process_ddp_ranks_agree(tmp_path, stage):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}", str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path), stage,
+    ]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0 = load_file(tmp_path / "rank0.safetensors")
+    rank1 = load_file(tmp_path / "rank1.safetensors")
+    initial = FeatureVAE(VAEConfig(latent_dim=32, channels=(4, 4, 8, 8), hidden_dim=32)).state_dict()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    assert any(not torch.equal(rank0[key], initial[key]) for key in rank0), "training changed nothing"
+    assert (tmp_path / "model.safetensors").exists()
