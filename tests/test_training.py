@@ -26,6 +26,7 @@ def test_crosswise_loss_falls_when_overfitting():
     images = torch.from_numpy(pairs["images"])
     changed = torch.from_numpy(pairs["changed"])
     objective = CrosswiseSwap(FeatureVAE(VAEConfig(latent_dim=64, channels=(8, 8, 16, 16), hidden_dim=64)), kl_weight=0.01)
+    changed = torch.nn.functional.one_hot(changed, 5).bool()
     optimizer = torch.optim.Adam(objective.parameters(), lr=2e-3)
     losses = []
     for _ in range(300):

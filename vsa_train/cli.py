@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default: {defaults.seed})")
     train.add_argument("--min-objects", type=int, help="fewest objects per on-the-fly scene")
     train.add_argument("--max-objects", type=int, help="most objects per on-the-fly scene")
+    train.add_argument("--max-changed", type=int, help="stage1 on the fly: pairs differ in 1 to this many factors (default: 5; 1 with --data)")
     train.add_argument("--init-from", help="weights folder or Hub repo id to start from (stages 2 and 3)")
     train.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every, help=f"steps between checkpoints (default: {defaults.checkpoint_every})")
     train.add_argument("--eval-every", type=_positive_int, default=defaults.eval_every, help=f"steps between validations (default: {defaults.eval_every})")

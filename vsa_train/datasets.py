@@ -47,10 +47,14 @@ SCHEMA = {
 DEFAULT_OBJECTS = {"paired": (1, 1), "scene": (2, 5), "paired-scene": (2, 2)}
 
 
-def sample(name: str, seed: int, index: np.ndarray, source, min_objects: int, max_objects: int) -> dict[str, np.ndarray]:
-    """Draw examples ``index`` of dataset ``name`` as numpy arrays, following ``SCHEMA``."""
+def sample(name: str, seed: int, index: np.ndarray, source, min_objects: int, max_objects: int, max_changed: int = 1) -> dict[str, np.ndarray]:
+    """Draw examples ``index`` of dataset ``name`` as numpy arrays, following ``SCHEMA``.
+
+    Pairs drawn with ``max_changed`` above 1 differ in several factors and carry a
+    ``changed_mask``; files always hold single-factor pairs.
+    """
     if name == "paired":
-        return sampling.sample_pairs(seed, index, source)
+        return sampling.sample_pairs(seed, index, source, max_changed)
     if name == "scene":
         return sampling.sample_scenes(seed, index, source, min_objects, max_objects)
     if name == "paired-scene":
@@ -172,6 +176,7 @@ class SpritesDataset(Dataset):
         seed: seed of the on-the-fly examples.
         source: an official dSprites file to draw on-the-fly images from instead of the renderer.
         min_objects, max_objects: object counts of on-the-fly scenes.
+        max_changed: on-the-fly pairs differ in 1 to this many factors (paired only).
 
     Each item is a dict of tensors following ``SCHEMA``; a batch from ``__getitems__`` has a
     leading batch dimension. Use ``collate`` as the DataLoader's ``collate_fn``.
@@ -189,13 +194,17 @@ class SpritesDataset(Dataset):
         source: str | Path | None = None,
         min_objects: int | None = None,
         max_objects: int | None = None,
+        max_changed: int = 1,
     ):
         if name not in SCHEMA:
             raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASET_NAMES)}")
         self.name = name
         self.path = None if path is None else Path(path)
         self.seed = seed
+        self.max_changed = max_changed
         self._file = None
+        if max_changed != 1 and (name != "paired" or path is not None):
+            raise ValueError("max_changed above 1 applies only to paired examples drawn on the fly, not to files")
         if self.path is None:
             self.min_objects, self.max_objects = check_object_range(name, min_objects, max_objects)
             self.length = int(length)
@@ -243,7 +252,7 @@ class SpritesDataset(Dataset):
         if self.path is None:
             if self._source is None:
                 self._source = open_source(self._source_path)
-            arrays = sample(self.name, self.seed, index, self._source, self.min_objects, self.max_objects)
+            arrays = sample(self.name, self.seed, index, self._source, self.min_objects, self.max_objects, self.max_changed)
         else:
             if self._file is None:  # opened lazily so that each worker process has its own handle
                 self._file = h5py.File(self.path, "r")
@@ -271,6 +280,7 @@ _TORCH_DTYPE = {
     "objects": np.uint8,
     "factors": np.int64,
     "changed": np.int64,
+    "changed_mask": np.bool_,
     "n_objects": np.int64,
     "changed_object": np.int64,
     "changed_factor": np.int64,

@@ -23,11 +23,11 @@ def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
 
 
 class CrosswiseSwap(nn.Module):
-    """Stage 1: exchange the changed factor's feature vectors within each pair, decode crosswise.
+    """Stage 1: exchange the changed factors' feature vectors within each pair, decode crosswise.
 
-    For a pair (A, B) that differs only in factor k, A's latent with slot k taken from B must decode
-    to B, and B's latent with slot k taken from A must decode to A. The loss is that crosswise
-    reconstruction plus ``kl_weight`` times the KL term, both per image.
+    For a pair (A, B) that differs only in the factors of ``mask``, A's latent with those slots
+    taken from B must decode to B, and B's latent with those slots taken from A must decode to A.
+    The loss is that crosswise reconstruction plus ``kl_weight`` times the KL term, both per image.
     """
 
     def __init__(self, model: FeatureVAE, kl_weight: float):
@@ -35,13 +35,12 @@ class CrosswiseSwap(nn.Module):
         self.model = model
         self.kl_weight = kl_weight
 
-    def forward(self, images: torch.Tensor, changed: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Shapes: images (B, 2, H, W) in {0, 1}; changed (B,) factor index -> dict of scalars."""
+    def forward(self, images: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Shapes: images (B, 2, H, W) in {0, 1}; mask (B, F) bool, the changed factors -> dict of scalars."""
         batch, _, height, width = images.shape
         posterior = self.model.encode(images.reshape(batch * 2, height, width))
         latents = posterior.sample().view(batch, 2, *posterior.mean.shape[1:])  # (B, 2, F, D)
 
-        mask = F.one_hot(changed, latents.shape[2]).bool()  # (B, F)
         a_with_b, b_with_a = exchange_slots(latents[:, 0], latents[:, 1], mask)
         logits = self.model.decode_slots(torch.cat([a_with_b, b_with_a]))  # (2B, H, W)
         targets = torch.cat([images[:, 1], images[:, 0]])  # A with B's slot should draw B

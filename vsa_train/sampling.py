@@ -82,19 +82,42 @@ def change_one_factor(seed: int, index: np.ndarray, stream: int, classes: np.nda
     return changed
 
 
-def sample_pairs(seed: int, index: np.ndarray, source) -> dict[str, np.ndarray]:
-    """Draw image pairs that differ in exactly one factor.
+def sample_pairs(seed: int, index: np.ndarray, source, max_changed: int = 1) -> dict[str, np.ndarray]:
+    """Draw image pairs that differ in a few factors, by default exactly one.
+
+    Each pair differs in 1 to ``max_changed`` factors, the count drawn uniformly. With
+    ``max_changed=1`` these are the paired-dSprites pairs; larger values also give pairs that share
+    only some factors, whose swaps mix slots from different contexts.
 
     Shapes:
-        index: (N,) -> images (N, 2, 64, 64) uint8, factors (N, 2, 5) int64, changed (N,) int64
+        index: (N,) -> images (N, 2, 64, 64) uint8, factors (N, 2, 5) int64,
+        changed (N,) int64 (the first changed factor), changed_mask (N, 5) bool
     """
+    if not 1 <= max_changed <= NUM_FACTORS:
+        raise ValueError(f"max_changed must be 1 to {NUM_FACTORS}; got {max_changed}")
     index = np.asarray(index, dtype=np.int64)
     first = draw_classes(seed, index, 0, source.available)
-    changed = draw(seed, index, 1, NUM_FACTORS)
-    second = change_one_factor(seed, index, 2, first, changed, source.available)
+    if max_changed == 1:
+        changed = draw(seed, index, 1, NUM_FACTORS)
+        mask = np.eye(NUM_FACTORS, dtype=bool)[changed]
+    else:
+        # A random order of the factors per row (from hashed keys); the first `count` change.
+        keys = np.stack([draw(seed, index, 100 + f, 2**62) for f in range(NUM_FACTORS)], axis=1)
+        order = np.argsort(keys, axis=1)
+        count = 1 + draw(seed, index, 1, max_changed)
+        rank = np.argsort(order, axis=1)  # position of each factor in the row's order
+        mask = rank < count[:, None]
+        changed = order[:, 0]
+    second = first.copy()
+    for f in range(NUM_FACTORS):
+        rows = np.nonzero(mask[:, f])[0]
+        if len(rows):
+            second[rows] = change_one_factor(
+                seed, index[rows], 2 + 10 * f, second[rows], np.full(len(rows), f), source.available
+            )
     factors = np.stack([first, second], axis=1)  # (N, 2, 5)
     images = source.images(factors.reshape(-1, NUM_FACTORS)).reshape(len(index), 2, IMAGE_SIZE, IMAGE_SIZE)
-    return {"images": images, "factors": factors, "changed": changed}
+    return {"images": images, "factors": factors, "changed": changed, "changed_mask": mask}
 
 
 def _place_objects(seed, index, source, n_objects, stream_base):

@@ -58,6 +58,9 @@ class TrainConfig:
         data: HDF5 file from ``make-data``; None draws fresh examples on the fly.
         source: official dSprites file for on-the-fly images instead of the renderer.
         min_objects, max_objects: object counts of on-the-fly scenes.
+        max_changed: stage-1 pairs drawn on the fly differ in 1 to this many factors, so the model
+            also learns to combine slots from sprites that share few factors. None means 5 on the
+            fly and 1 with a file, whose pairs differ in one factor.
         init_from: weights folder or Hub repo id to start the model from (stages 2 and 3).
         checkpoint_every, eval_every: intervals in steps.
         eval_size: validation examples, drawn with a seed the training never uses.
@@ -78,6 +81,7 @@ class TrainConfig:
     source: str | None = None
     min_objects: int | None = None
     max_objects: int | None = None
+    max_changed: int | None = None
     init_from: str | None = None
     checkpoint_every: int = 500
     eval_every: int = 1000
@@ -98,8 +102,18 @@ class TrainConfig:
             raise ValueError(f"kl_weight must be zero or positive; got {self.kl_weight}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be zero or positive; got {self.num_workers}")
+        if self.max_changed is not None and not 1 <= self.max_changed <= 5:
+            raise ValueError(f"max_changed must be 1 to 5; got {self.max_changed}")
+        if self.max_changed not in (None, 1) and (self.data is not None or self.stage != "stage1"):
+            raise ValueError("max_changed above 1 needs stage1 with pairs drawn on the fly; drop --data or --max-changed")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"unknown device {self.device!r}; expected auto, cpu or cuda")
+
+    @property
+    def resolved_max_changed(self) -> int:
+        if self.max_changed is not None:
+            return self.max_changed
+        return 5 if self.stage == "stage1" and self.data is None else 1
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -226,7 +240,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         saved = checkpoint["config"]
         current = config.to_dict()
-        for key in ("stage", "batch_size", "seed", "data", "model", "min_objects", "max_objects"):
+        for key in ("stage", "batch_size", "seed", "data", "model", "min_objects", "max_objects", "max_changed"):
             if saved.get(key) != current.get(key):
                 raise ValueError(
                     f"--resume: the checkpoint in {out} was made with {key}={saved.get(key)!r}, "
@@ -252,6 +266,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         source=config.source,
         min_objects=config.min_objects,
         max_objects=config.max_objects,
+        max_changed=config.resolved_max_changed,
     )
     sampler = StepSampler(len(dataset), config.batch_size, start, config.steps, rank, world, config.seed, config.data is None)
     loader = DataLoader(

@@ -1,0 +1,324 @@
+"""The app's handlers as plain functions over numpy arrays, and the models they use.
+
+Everything the Gradio layout calls lives here, so it can be tested without a server. Sprites are
+described either by their factor values (snapped to the dSprites grid) or by a user image.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .factors import (
+    FACTOR_NAMES,
+    FACTOR_SIZES,
+    NUM_FACTORS,
+    ORIENTATION_VALUES,
+    POSITION_VALUES,
+    SCALE_VALUES,
+    SHAPE_NAMES,
+    sample_classes,
+)
+from .loading import HOW_TO_GET_WEIGHTS, load_stage_model, resolve_weights, stage_folder
+from .model import FeatureVAE
+from .pictures import to_pixels
+from .render import render
+from .weights import WeightsError
+
+logger = logging.getLogger(__name__)
+
+DISPLAY_SCALE = 4  # pictures are shown 4x enlarged, pixel for pixel
+PROTOTYPE_SAMPLES = 4000
+
+
+@dataclass
+class Models:
+    """The loaded stage models and what the app derives from them once at start-up.
+
+    Attributes:
+        stage1: the feature-slot VAE.
+        prototypes: per factor, (size_f, D) mean slot vectors of each class, centred.
+        prototype_centres: per factor, the (D,) mean removed from the prototypes.
+        cards: model card text per stage.
+        folders: local folder per stage.
+    """
+
+    stage1: FeatureVAE
+    prototypes: list[torch.Tensor]
+    prototype_centres: list[torch.Tensor]
+    cards: dict[str, str] = field(default_factory=dict)
+    folders: dict[str, Path] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+@torch.no_grad()
+def compute_prototypes(model: FeatureVAE, samples: int = PROTOTYPE_SAMPLES, seed: int = 0):
+    """Average each slot's posterior mean over sprites that share a class of its factor.
+
+    Returns:
+        ``(prototypes, centres)``: per factor a (size_f, D) tensor of centred class means, and
+        the (D,) centre that was removed, so a query is compared after removing the same centre.
+    """
+    classes = sample_classes(np.random.default_rng(seed), samples)
+    means = torch.cat([model.encode(torch.from_numpy(render(classes[i:i + 500]))).mean for i in range(0, samples, 500)])
+    prototypes, centres = [], []
+    for factor, size in enumerate(FACTOR_SIZES):
+        labels = torch.from_numpy(classes[:, factor])
+        sums = torch.zeros(size, means.shape[-1]).index_add_(0, labels, means[:, factor])
+        counts = torch.bincount(labels, minlength=size).clamp(min=1).unsqueeze(1)
+        class_means = sums / counts  # (size_f, D)
+        centre = class_means.mean(0)
+        prototypes.append(class_means - centre)
+        centres.append(centre)
+    return prototypes, centres
+
+
+def read_card(folder: Path) -> str:
+    """Return a model card's Markdown without its YAML front matter, or '' when there is none."""
+    path = folder / "README.md"
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        if end != -1:
+            text = text[end + 4:]
+    return text.strip()
+
+
+def load_models(weights: str | os.PathLike = "weights") -> Models:
+    """Load every stage found at ``weights`` (a folder or Hub repo id) and derive the prototypes.
+
+    Raises:
+        WeightsError: naming the folder and how to get weights when stage 1 is missing or broken.
+    """
+    torch.set_grad_enabled(False)
+    root = resolve_weights(weights)
+    folder = stage_folder("stage1", root)
+    if not (folder / "config.json").is_file():
+        raise WeightsError(f"no stage-1 weights in {folder} (expected stage1/config.json and model.safetensors); {HOW_TO_GET_WEIGHTS}")
+    stage1 = load_stage_model("stage1", folder)
+    prototypes, centres = compute_prototypes(stage1)
+    models = Models(stage1=stage1, prototypes=prototypes, prototype_centres=centres)
+    models.folders["stage1"] = folder
+    models.cards["stage1"] = read_card(folder)
+    logger.info("loaded stage 1 from %s", folder)
+    return models
+
+
+# ----- Sprite descriptions -------------------------------------------------------------------
+
+
+def snap_classes(shape: str, scale: float, orientation_degrees: float, pos_x: float, pos_y: float) -> tuple[int, ...]:
+    """Snap factor values from the UI to the nearest dSprites classes.
+
+    Args:
+        shape: ``square``, ``ellipse`` or ``heart``.
+        scale: 0.5 to 1.0.
+        orientation_degrees: 0 to 360, counter-clockwise.
+        pos_x, pos_y: 0 to 1, from the left and from the top.
+
+    Raises:
+        ValueError: for an unknown shape or a value that is not a finite number.
+    """
+    if shape not in SHAPE_NAMES:
+        raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPE_NAMES)}")
+    values = {"scale": scale, "orientation": orientation_degrees, "posX": pos_x, "posY": pos_y}
+    for name, value in values.items():
+        if value is None or not math.isfinite(float(value)):
+            raise ValueError(f"{name} must be a number; got {value!r}")
+    radians = math.radians(float(orientation_degrees)) % (2 * math.pi)
+    return (
+        SHAPE_NAMES.index(shape),
+        int(np.abs(SCALE_VALUES - float(scale)).argmin()),
+        int(np.abs(ORIENTATION_VALUES - radians).argmin()),
+        int(np.abs(POSITION_VALUES - float(np.clip(pos_x, 0, 1))).argmin()),
+        int(np.abs(POSITION_VALUES - float(np.clip(pos_y, 0, 1))).argmin()),
+    )
+
+
+def class_values(classes: tuple[int, ...]) -> tuple[str, float, float, float, float]:
+    """Return UI values (shape name, scale, degrees, posX, posY) for factor classes."""
+    shape, scale, orientation, x, y = classes
+    return (
+        SHAPE_NAMES[shape],
+        round(float(SCALE_VALUES[scale]), 2),
+        round(math.degrees(ORIENTATION_VALUES[orientation]), 2),
+        round(float(POSITION_VALUES[x]), 4),
+        round(float(POSITION_VALUES[y]), 4),
+    )
+
+
+def describe_value(factor: int, cls: int) -> str:
+    """Human-readable value of one factor class, e.g. 'heart', '0.7', '92.3°' or '0.516'."""
+    if factor == 0:
+        return SHAPE_NAMES[cls]
+    if factor == 1:
+        return f"{SCALE_VALUES[cls]:.1f}"
+    if factor == 2:
+        return f"{math.degrees(ORIENTATION_VALUES[cls]):.1f}°"
+    return f"{POSITION_VALUES[cls]:.3f}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _render_cached(classes: tuple[int, ...]) -> np.ndarray:
+    image = render(np.array([classes]))[0]
+    image.setflags(write=False)
+    return image
+
+
+def sprite_image(classes: tuple[int, ...]) -> np.ndarray:
+    """Render one sprite from its classes (cached). Shapes: -> (64, 64) uint8 in {0, 1}."""
+    return _render_cached(tuple(int(c) for c in classes))
+
+
+def display(image: np.ndarray) -> np.ndarray:
+    """Enlarge a {0, 1} sprite or probability map for display: (64, 64) -> (256, 256) uint8."""
+    return to_pixels(image, DISPLAY_SCALE)
+
+
+def random_values(seed: int | None = None) -> tuple[str, float, float, float, float]:
+    """Draw a random sprite and return its UI values."""
+    rng = np.random.default_rng(seed)
+    return class_values(tuple(int(c) for c in sample_classes(rng, 1)[0]))
+
+
+# ----- Model operations ----------------------------------------------------------------------
+
+
+@torch.no_grad()
+def encode_images(models: Models, images: np.ndarray) -> torch.Tensor:
+    """Posterior means of the feature vectors. Shapes: (N, 64, 64) in {0, 1} -> (N, F, D)."""
+    return models.stage1.encode(torch.from_numpy(np.array(images, dtype=np.uint8))).mean  # a writable copy
+
+
+@torch.no_grad()
+def decode(models: Models, slots: torch.Tensor) -> np.ndarray:
+    """Decode feature vectors to probabilities. Shapes: (N, F, D) -> (N, 64, 64) float32."""
+    return torch.sigmoid(models.stage1.decode_slots(slots)).numpy()
+
+
+def cleanup(models: Models, slots: torch.Tensor) -> list[tuple[int, float]]:
+    """Find, for each slot, the closest class prototype of its factor by cosine similarity.
+
+    Shapes:
+        slots: (F, D) -> F pairs of (class, similarity)
+    """
+    results = []
+    for factor in range(NUM_FACTORS):
+        query = slots[factor] - models.prototype_centres[factor]
+        similarity = torch.nn.functional.cosine_similarity(query.unsqueeze(0), models.prototypes[factor], dim=1)
+        best = int(similarity.argmax())
+        results.append((best, float(similarity[best])))
+    return results
+
+
+def iou(probabilities: np.ndarray, truth: np.ndarray) -> float:
+    """IoU of decoded pixels (probability above 0.5) and true pixels; 1.0 when both are empty."""
+    predicted = probabilities > 0.5
+    truth = truth.astype(bool)
+    union = np.logical_or(predicted, truth).sum()
+    return 1.0 if union == 0 else float(np.logical_and(predicted, truth).sum() / union)
+
+
+def slot_heatmap(slots: torch.Tensor) -> np.ndarray:
+    """Draw the F feature vectors side by side, each folded into a square, blue below 0, red above.
+
+    Shapes:
+        slots: (F, D) -> (side, F * (side + gap)) x 3 uint8 RGB, enlarged 4x
+    """
+    f, d = slots.shape
+    side = int(math.ceil(math.sqrt(d)))
+    values = torch.zeros(f, side * side)
+    values[:, :d] = slots
+    values = values.view(f, side, side).numpy()  # (F, side, side)
+    limit = max(float(np.abs(values).max()), 1e-6)
+    scaled = np.clip(values / limit, -1, 1)
+    red = np.where(scaled > 0, 1.0, 1.0 + scaled)
+    blue = np.where(scaled < 0, 1.0, 1.0 - scaled)
+    green = 1.0 - np.abs(scaled)
+    rgb = (np.stack([red, green, blue], axis=-1) * 255).astype(np.uint8)  # (F, side, side, 3)
+    gap = 2
+    canvas = np.full((side, f * (side + gap) - gap, 3), 255, dtype=np.uint8)
+    for i in range(f):
+        canvas[:, i * (side + gap):i * (side + gap) + side] = rgb[i]
+    return canvas.repeat(4, axis=0).repeat(4, axis=1)
+
+
+# ----- Handlers ------------------------------------------------------------------------------
+
+
+class SpriteChoice:
+    """A sprite the user picked: factor classes from the grid, or a custom image."""
+
+    def __init__(self, classes: tuple[int, ...] | None = None, image: np.ndarray | None = None):
+        if (classes is None) == (image is None):
+            raise ValueError("give either factor classes or an image")
+        self.classes = classes
+        self.image = sprite_image(classes) if image is None else image
+
+    @classmethod
+    def from_ui(cls, source: str, shape, scale, orientation, pos_x, pos_y, custom: np.ndarray | None) -> "SpriteChoice":
+        """Build a choice from a sprite picker: ``source`` is 'factors' or 'image'.
+
+        Raises:
+            ValueError: when the picker is set to an image but none was given.
+        """
+        if source == "image":
+            if custom is None:
+                raise ValueError("no image yet: draw or upload one in the Sketch & upload tab and send it here")
+            return cls(image=np.asarray(custom, dtype=np.uint8))
+        return cls(classes=snap_classes(shape, scale, orientation, pos_x, pos_y))
+
+
+def encode_handler(models: Models, choice: SpriteChoice):
+    """Encode one sprite.
+
+    Returns:
+        ``(sprite, reconstruction, heatmap, readout)``: display images and a table with one row per
+        slot: feature, cleaned-up value, similarity and, for grid sprites, the true value.
+    """
+    slots = encode_images(models, choice.image[None])[0]  # (F, D)
+    reconstruction = decode(models, slots[None])[0]
+    rows = []
+    for factor, (cls, similarity) in enumerate(cleanup(models, slots)):
+        truth = describe_value(factor, choice.classes[factor]) if choice.classes else "-"
+        rows.append([FACTOR_NAMES[factor], describe_value(factor, cls), round(similarity, 3), truth])
+    return display(choice.image), display(reconstruction), slot_heatmap(slots), rows
+
+
+def swap_handler(models: Models, a: SpriteChoice, b: SpriteChoice, features: list[str]):
+    """Decode A's feature vectors with the chosen features taken from B.
+
+    Returns:
+        ``(a, b, result, truth, summary)``: display images, the rendered truth (None unless both
+        sprites come from the grid) and a Markdown line with the IoU.
+
+    Raises:
+        ValueError: for a feature name that is not one of the five factors.
+    """
+    unknown = [name for name in features if name not in FACTOR_NAMES]
+    if unknown:
+        raise ValueError(f"unknown feature {unknown[0]!r}; expected some of {', '.join(FACTOR_NAMES)}")
+    mask = torch.tensor([name in features for name in FACTOR_NAMES])
+    slots = encode_images(models, np.stack([a.image, b.image]))  # (2, F, D)
+    mixed = torch.where(mask[:, None], slots[1], slots[0])
+    result = decode(models, mixed[None])[0]
+
+    truth_image = None
+    if a.classes is not None and b.classes is not None:
+        truth = tuple(b.classes[i] if mask[i] else a.classes[i] for i in range(NUM_FACTORS))
+        truth_pixels = sprite_image(truth)
+        truth_image = display(truth_pixels)
+        taken = ", ".join(features) if features else "nothing"
+        summary = f"Took **{taken}** from B. IoU with the rendered truth: **{iou(result, truth_pixels):.3f}**"
+    else:
+        summary = "Took **" + (", ".join(features) or "nothing") + "** from B. No rendered truth: one sprite is a custom image."
+    return display(a.image), display(b.image), display(result), truth_image, summary
