@@ -38,8 +38,37 @@ def test_crosswise_loss_falls_when_overfitting():
     assert np.mean(losses[-10:]) < 0.2 * losses[0], (losses[0], losses[-10:])
 
 
-def run_train(out, *extra, wait=True):
-    command = [sys.executable, "-m", "vsa_train", "train", "stage1", "--out", str(out), "--quiet", *TINY, *extra]
+def test_scene_losses_fall_when_overfitting():
+    from vsa_demo.model import BoundSceneVAE, BoundVAEConfig
+    from vsa_train.objectives import BoundSceneSwap, SceneSum
+    from vsa_train.sampling import sample_paired_scenes, sample_scenes
+
+    source = RendererSource()
+    scenes = {k: torch.from_numpy(v) for k, v in sample_scenes(0, np.arange(24), source, 2, 5).items()}
+    pairs = {k: torch.from_numpy(v) for k, v in sample_paired_scenes(0, np.arange(24), source, 2, 5).items()}
+    small = {"latent_dim": 64, "channels": (8, 8, 16, 16), "hidden_dim": 64}
+    cases = [
+        (SceneSum(FeatureVAE(VAEConfig(**small)), 0.01), {"objects": scenes["objects"], "n_objects": scenes["n_objects"], "scene": scenes["scene"]}),
+        (
+            BoundSceneSwap(BoundSceneVAE(BoundVAEConfig(**small)), 0.01),
+            {key: pairs[key] for key in ("objects", "n_objects", "changed_object", "changed_factor", "scenes")},
+        ),
+    ]
+    for objective, inputs in cases:
+        torch.manual_seed(0)
+        optimizer = torch.optim.Adam(objective.parameters(), lr=2e-3)
+        losses = []
+        for _ in range(250):
+            parts = objective(**inputs)
+            optimizer.zero_grad()
+            parts["loss"].backward()
+            optimizer.step()
+            losses.append(parts["reconstruction"].item())
+        assert np.mean(losses[-10:]) < 0.35 * losses[0], (type(objective).__name__, losses[0], losses[-10:])
+
+
+def run_train(out, *extra, wait=True, stage="stage1"):
+    command = [sys.executable, "-m", "vsa_train", "train", stage, "--out", str(out), "--quiet", *TINY, *extra]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if wait:
         _, stderr = process.communicate(timeout=300)
@@ -47,12 +76,19 @@ def run_train(out, *extra, wait=True):
     return process
 
 
-def test_killed_run_resumes_to_same_parameters(tmp_path):
-    settings = ["--steps", "300", "--batch-size", "8", "--checkpoint-every", "20", "--eval-every", "100", "--eval-size", "8", "--warmup-steps", "10"]
-    run_train(tmp_path / "whole", *settings)
+RESUME_STEPS = {"stage1": 300, "stage2": 120, "stage3": 80}
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2", "stage3"])
+def test_killed_run_resumes_to_same_parameters(tmp_path, stage):
+    steps = RESUME_STEPS[stage]
+    settings = ["--steps", str(steps), "--batch-size", "8", "--checkpoint-every", "10", "--eval-every", "100", "--eval-size", "8", "--warmup-steps", "10"]
+    if stage != "stage1":
+        settings += ["--init-from", "none"]
+    run_train(tmp_path / "whole", *settings, stage=stage)
 
     interrupted = tmp_path / "interrupted"
-    process = run_train(interrupted, *settings, wait=False)
+    process = run_train(interrupted, *settings, wait=False, stage=stage)
     deadline = time.time() + 120
     while not (interrupted / "checkpoint.pt").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
@@ -61,9 +97,9 @@ def test_killed_run_resumes_to_same_parameters(tmp_path):
     assert (interrupted / "checkpoint.pt").exists()
     assert not (interrupted / "model.safetensors").exists(), "the run finished before it was killed"
     step = torch.load(interrupted / "checkpoint.pt", weights_only=True)["step"]
-    assert 0 < step < 300
+    assert 0 < step < steps
 
-    run_train(interrupted, *settings, "--resume")
+    run_train(interrupted, *settings, "--resume", stage=stage)
     whole = load_file(tmp_path / "whole" / "model.safetensors")
     resumed = load_file(interrupted / "model.safetensors")
     assert whole.keys() == resumed.keys()
@@ -93,7 +129,7 @@ def free_port():
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("stage", ["stage1"])
+@pytest.mark.parametrize("stage", ["stage1", "stage2", "stage3"])
 def test_two_process_ddp_ranks_agree(tmp_path, stage):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     command = [
@@ -104,8 +140,9 @@ def test_two_process_ddp_ranks_agree(tmp_path, stage):
     assert result.returncode == 0, result.stderr[-3000:]
     rank0 = load_file(tmp_path / "rank0.safetensors")
     rank1 = load_file(tmp_path / "rank1.safetensors")
+    torch.manual_seed(0)
     initial = FeatureVAE(VAEConfig(latent_dim=32, channels=(4, 4, 8, 8), hidden_dim=32)).state_dict()
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
-    assert any(not torch.equal(rank0[key], initial[key]) for key in rank0), "training changed nothing"
+    assert any(not torch.equal(rank0[key], initial[key]) for key in initial), "training changed nothing"
     assert (tmp_path / "model.safetensors").exists()

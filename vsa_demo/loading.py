@@ -14,10 +14,10 @@ from pathlib import Path
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-from .model import FeatureVAE
+from .model import BoundSceneVAE, FeatureVAE
 from .weights import CONFIG_NAME, REPO_ID, WeightsError
 
-STAGE_CLASSES = {"stage1": FeatureVAE}
+STAGE_CLASSES = {"stage1": FeatureVAE, "stage2": FeatureVAE, "stage3": BoundSceneVAE}
 HOW_TO_GET_WEIGHTS = (
     "clone the repository with its weights/ folder, pass a Hub repo id, "
     "or train them with `python -m vsa_train train STAGE --out weights/STAGE`"

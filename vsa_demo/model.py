@@ -54,7 +54,7 @@ class VAEConfig:
             raise ValueError(f"image_size must be a multiple of 16; got {self.image_size}")
 
     @classmethod
-    def from_json(cls, path: Path) -> "VAEConfig":
+    def from_json(cls, path: Path):
         """Read a config file, ignoring keys this version does not know.
 
         Raises:
@@ -83,8 +83,8 @@ class Posterior(NamedTuple):
         return self.mean + noise * torch.exp(0.5 * self.logvar)
 
     def kl(self) -> torch.Tensor:
-        """KL divergence to the standard normal prior, summed over F and D; returns (B,)."""
-        return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1.0 - self.logvar).sum(dim=(1, 2))
+        """KL divergence to the standard normal prior, summed over all but the batch dimension; returns (B,)."""
+        return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1.0 - self.logvar).flatten(1).sum(dim=1)
 
 
 class Encoder(nn.Module):
@@ -175,9 +175,11 @@ class FeatureVAE(
         torch.Size([2, 64, 64])
     """
 
+    config_class = VAEConfig
+
     def __init__(self, config: VAEConfig | None = None):
         super().__init__()
-        self.config = config if config is not None else VAEConfig()
+        self.config = config if config is not None else self.config_class()
         self.encoder = Encoder(self.config)
         self.decoder = Decoder(self.config)
 
@@ -197,13 +199,29 @@ class FeatureVAE(
         """Reconstruct images from the posterior mean. Shapes: (B, H, W) -> (B, H, W) logits."""
         return self.decode_slots(self.encode(images).mean)
 
+    def encode_objects(self, objects: torch.Tensor, present: torch.Tensor) -> Posterior:
+        """Encode the present objects of each scene; absent ones get mean 0 and log-variance 0.
+
+        Only present objects go through the encoder, so padding costs nothing.
+
+        Shapes:
+            objects: (B, K, H, W); present: (B, K) bool -> Posterior of (B, K, F, D)
+        """
+        batch, k = present.shape
+        posterior = self.encode(objects[present])  # (M, F, D) for the M present objects
+        shape = (batch, k, *posterior.mean.shape[1:])
+        mean = posterior.mean.new_zeros(shape).index_put((present,), posterior.mean)
+        logvar = posterior.logvar.new_zeros(shape).index_put((present,), posterior.logvar)
+        return Posterior(mean, logvar)
+
     @classmethod
     def _from_pretrained(cls, *, model_id: str, config: VAEConfig | dict | None = None, map_location: str = "cpu", **hub_kwargs):
         hub_kwargs = {k: hub_kwargs[k] for k in ("revision", "cache_dir", "force_download", "token", "local_files_only", "subfolder") if k in hub_kwargs and hub_kwargs[k] is not None}
+        config_class = cls.config_class
         if isinstance(config, dict):
-            config = VAEConfig(**{k: v for k, v in config.items() if k in VAEConfig.__dataclass_fields__})
+            config = config_class(**{k: v for k, v in config.items() if k in config_class.__dataclass_fields__})
         if config is None:
-            config = VAEConfig.from_json(resolve_file(model_id, CONFIG_NAME, **hub_kwargs))
+            config = config_class.from_json(resolve_file(model_id, CONFIG_NAME, **hub_kwargs))
         model = cls(config)
         path = resolve_file(model_id, WEIGHTS_NAME, **hub_kwargs)
         model.load_state_dict(load_state_dict(path, model.state_dict()))
@@ -215,3 +233,49 @@ def config_dict(config) -> dict:
     """Return a dataclass config as a JSON-ready dict."""
     data = asdict(config)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+@dataclass(frozen=True)
+class BoundVAEConfig(VAEConfig):
+    """Settings of the stage-3 model: the VAE plus its item memory.
+
+    Attributes:
+        max_objects: K, the number of object placeholders, the most objects a scene may hold.
+        memory_seed: seed of the placeholder vectors.
+    """
+
+    max_objects: int = 5
+    memory_seed: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 1 <= self.max_objects <= 5:
+            raise ValueError(f"max_objects must be 1 to 5; got {self.max_objects}")
+
+
+class BoundSceneVAE(FeatureVAE):
+    """The stage-3 model: objects bundle their bound features, scenes bundle their bound objects.
+
+    Each feature vector is bound to its feature placeholder and the results are bundled into an
+    object vector; each object vector is bound to its object placeholder and bundled into the
+    scene vector, which the decoder draws. Unbinding an object and a feature from a scene vector
+    reads that feature back, up to crosstalk.
+    """
+
+    config_class = BoundVAEConfig
+
+    def __init__(self, config: BoundVAEConfig | None = None):
+        super().__init__(config)
+        from .vsa import ItemMemory
+
+        self.memory = ItemMemory(
+            self.config.latent_dim, self.config.num_features, self.config.max_objects, self.config.memory_seed
+        )
+
+    def scene_vector(self, slots: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Compose scene vectors. Shapes: slots (B, K, F, D), present (B, K) -> (B, D)."""
+        return self.memory.scene_vector(slots, present)
+
+    def decode_scene(self, slots: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Decode the scene vector of objects' feature vectors. Shapes: (B, K, F, D) -> (B, H, W) logits."""
+        return self.decoder(self.scene_vector(slots, present))

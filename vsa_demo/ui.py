@@ -64,8 +64,8 @@ def sprite_picker(label: str, start: tuple[str, float, float, float, float]) -> 
     with gr.Group():
         with gr.Row():
             shape_box = gr.Dropdown(list(SHAPE_NAMES), value=shape, label=f"{label} shape", min_width=120)
-            source = gr.Radio(SOURCES, value="factors", label=f"{label} source", info="'image' uses a sketch or upload", min_width=160)
-        scale_slider = gr.Slider(0.5, 1.0, value=scale, step=0.1, label=f"{label} scale")
+            source = gr.Radio(SOURCES, value="factors", label=f"{label} source", info="'image' uses a sketch or upload", min_width=160, elem_id=f"{label}-source")
+        scale_slider = gr.Slider(0.5, 1.0, value=scale, step=0.1, label=f"{label} scale", elem_id=f"{label}-scale")
         orientation = gr.Slider(0.0, 360.0, value=degrees, step=ORIENTATION_STEP_DEGREES, label=f"{label} orientation (degrees)")
         pos_x = gr.Slider(0.0, 1.0, value=x, step=POSITION_STEP, label=f"{label} posX (0 = left)")
         pos_y = gr.Slider(0.0, 1.0, value=y, step=POSITION_STEP, label=f"{label} posY (0 = top)")
@@ -123,8 +123,8 @@ def build_demo(models: Models) -> gr.Blocks:
                         encode_picker = sprite_picker("sprite", ("heart", 1.0, 0.0, 0.5, 0.5))
                     with gr.Column(scale=2):
                         with gr.Row():
-                            sprite = gr.Image(label="sprite", type="numpy", image_mode="L", interactive=False, height=256)
-                            reconstruction = gr.Image(label="reconstruction", type="numpy", image_mode="L", interactive=False, height=256)
+                            sprite = gr.Image(label="sprite", type="numpy", image_mode="L", format="png", interactive=False, height=256)
+                            reconstruction = gr.Image(label="reconstruction", type="numpy", image_mode="L", format="png", interactive=False, height=256)
                         heatmap = gr.Image(label="feature vectors (shape, scale, orientation, posX, posY); blue < 0 < red", type="numpy", interactive=False)
                         readout = gr.Dataframe(
                             headers=["slot", "closest value", "cosine similarity", "true value"],
@@ -133,26 +133,26 @@ def build_demo(models: Models) -> gr.Blocks:
                             interactive=False,
                         )
             with gr.Tab("Swap", id="swap"):
-                features = gr.CheckboxGroup(list(FACTOR_NAMES), value=["shape"], label="features to take from B")
+                features = gr.CheckboxGroup(list(FACTOR_NAMES), value=["shape"], label="features to take from B", elem_id="swap-features")
                 with gr.Row():
                     with gr.Column(min_width=260):
                         picker_a = sprite_picker("A", ("square", 0.8, 0.0, 0.25, 0.5))
                     with gr.Column(min_width=260):
                         picker_b = sprite_picker("B", ("heart", 1.0, 0.0, 0.75, 0.5))
                 with gr.Row():
-                    shown_a = gr.Image(label="A", type="numpy", image_mode="L", interactive=False, height=200)
-                    shown_b = gr.Image(label="B", type="numpy", image_mode="L", interactive=False, height=200)
-                    result = gr.Image(label="decoded: A with features from B", type="numpy", image_mode="L", interactive=False, height=200)
-                    truth = gr.Image(label="rendered truth", type="numpy", image_mode="L", interactive=False, height=200)
-                summary = gr.Markdown()
+                    shown_a = gr.Image(label="A", type="numpy", image_mode="L", format="png", interactive=False, height=200)
+                    shown_b = gr.Image(label="B", type="numpy", image_mode="L", format="png", interactive=False, height=200)
+                    result = gr.Image(label="decoded: A with features from B", type="numpy", image_mode="L", format="png", interactive=False, height=200, elem_id="swap-result")
+                    truth = gr.Image(label="rendered truth", type="numpy", image_mode="L", format="png", interactive=False, height=200)
+                summary = gr.Markdown(elem_id="swap-summary")
             with gr.Tab("Sketch & upload", id="sketch"):
                 gr.Markdown(f"Draw a sprite or upload an image. {HOW_IT_WORKS}")
                 with gr.Row():
-                    sketchpad = gr.Sketchpad(label="sketch (dark ink on white)", type="numpy", image_mode="L", canvas_size=(320, 320))
+                    sketchpad = gr.Sketchpad(label="sketch (dark ink on white)", type="numpy", image_mode="L", canvas_size=(320, 320), elem_id="sketchpad")
                     with gr.Column():
-                        upload = gr.File(label="or upload an image (at most 10 MB)", type="filepath")
-                        converted = gr.Image(label="64x64 sprite", type="numpy", image_mode="L", interactive=False, height=256)
-                        message = gr.Markdown("Nothing drawn yet: draw a shape or upload an image.")
+                        upload = gr.File(label="or upload an image (at most 10 MB)", type="filepath", elem_id="sketch-upload")
+                        converted = gr.Image(label="64x64 sprite", type="numpy", image_mode="L", format="png", interactive=False, height=256, elem_id="sketch-sprite")
+                        message = gr.Markdown("Nothing drawn yet: draw a shape or upload an image.", elem_id="sketch-message")
                 with gr.Row():
                     to_encode = gr.Button("Send to Encode")
                     to_a = gr.Button("Use as swap A")

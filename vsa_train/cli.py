@@ -21,6 +21,7 @@ from .datasets import DATASET_NAMES
 logger = logging.getLogger("vsa_train")
 
 STAGE_NAMES = ("stage1", "stage2", "stage3")
+INIT_DEFAULTS = {"stage2": "weights/stage1", "stage3": "weights/stage2"}
 
 
 def _positive_int(text: str) -> int:
@@ -75,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--min-objects", type=int, help="fewest objects per on-the-fly scene")
     train.add_argument("--max-objects", type=int, help="most objects per on-the-fly scene")
     train.add_argument("--max-changed", type=int, help="stage1 on the fly: pairs differ in 1 to this many factors (default: 5; 1 with --data)")
-    train.add_argument("--init-from", help="weights folder or Hub repo id to start from (stages 2 and 3)")
+    train.add_argument(
+        "--init-from",
+        help="stage folder or Hub repo id whose encoder and decoder to start from, or 'none' "
+        "(default: weights/stage1 for stage2, weights/stage2 for stage3, none for stage1)",
+    )
     train.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every, help=f"steps between checkpoints (default: {defaults.checkpoint_every})")
     train.add_argument("--eval-every", type=_positive_int, default=defaults.eval_every, help=f"steps between validations (default: {defaults.eval_every})")
     train.add_argument("--eval-size", type=_positive_int, default=defaults.eval_size, help=f"validation examples (default: {defaults.eval_size})")
@@ -95,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--figures", type=Path, help="folder for the figures (default: beside --json)")
     evaluate.add_argument("--seed", type=int, default=12345, help="seed of the samples (default: 12345)")
     evaluate.add_argument("--quiet", action="store_true", help="hide the progress bar")
+    export = commands.add_parser("export", help="copy a run's weights to a folder, evaluate them and write the model card")
+    export.add_argument("stage", choices=STAGE_NAMES)
+    export.add_argument("--run", type=Path, required=True, help="training output folder")
+    export.add_argument("--out", type=Path, required=True, help="weights folder to write, e.g. weights/stage1")
+    export.add_argument("--n", type=_positive_int, default=1000, help="fresh evaluation samples (default: 1000)")
+    export.add_argument("--seed", type=int, default=12345, help="seed of the samples (default: 12345)")
+    export.add_argument("--quiet", action="store_true", help="hide the progress bar")
     return parser
 
 
@@ -105,6 +117,10 @@ def _train(args) -> None:
     names = {f.name for f in fields(TrainConfig)}
     values = {name: getattr(args, name) for name in names if hasattr(args, name) and name != "model"}
     values["stage"] = args.stage
+    if values.get("init_from") is None:
+        values["init_from"] = INIT_DEFAULTS.get(args.stage)
+    elif values["init_from"].lower() == "none":
+        values["init_from"] = None
     for key in ("data", "source"):
         values[key] = None if values.get(key) is None else str(values[key])
     config = TrainConfig(model=model_config, **values)
@@ -125,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.n} {args.dataset} examples to {path}")
         elif args.command == "train":
             _train(args)
+        elif args.command == "export":
+            from .export import export
+
+            export(args.stage, args.run, args.out, args.n, args.seed, progress=not args.quiet)
+            print(f"wrote {args.out}")
         elif args.command == "evaluate":
             from .evaluate import evaluate
 

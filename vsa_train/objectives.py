@@ -48,3 +48,65 @@ class CrosswiseSwap(nn.Module):
         reconstruction = reconstruction_loss(logits, targets)
         kl = posterior.kl().mean()
         return {"loss": reconstruction + self.kl_weight * kl, "reconstruction": reconstruction, "kl": kl}
+
+
+class SceneSum(nn.Module):
+    """Stage 2: encode each object of a scene, sum all their feature vectors, decode the scene."""
+
+    def __init__(self, model: FeatureVAE, kl_weight: float):
+        super().__init__()
+        self.model = model
+        self.kl_weight = kl_weight
+
+    def forward(self, objects: torch.Tensor, n_objects: torch.Tensor, scene: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Shapes: objects (B, K, H, W); n_objects (B,); scene (B, H, W) -> dict of scalars."""
+        present = torch.arange(objects.shape[1], device=objects.device) < n_objects[:, None]  # (B, K)
+        posterior = self.model.encode_objects(objects, present)
+        latents = posterior.sample() * present[:, :, None, None]  # absent objects contribute nothing
+        logits = self.model.decode(latents.sum(dim=(1, 2)))  # (B, K, F, D) -> (B, D) -> (B, H, W)
+
+        reconstruction = reconstruction_loss(logits, scene)
+        kl = posterior.kl().mean()
+        return {"loss": reconstruction + self.kl_weight * kl, "reconstruction": reconstruction, "kl": kl}
+
+
+class BoundSceneSwap(nn.Module):
+    """Stage 3: exchange one feature of one object between two scene vectors, decode crosswise.
+
+    Scene vectors bundle each object bound to its object placeholder, and objects bundle each
+    feature bound to its feature placeholder. A pair of scenes differs in one factor of one
+    object; exchanging that object's feature vector must turn each scene vector into the other.
+    """
+
+    def __init__(self, model, kl_weight: float):
+        super().__init__()
+        self.model = model
+        self.kl_weight = kl_weight
+
+    def forward(
+        self,
+        objects: torch.Tensor,
+        n_objects: torch.Tensor,
+        changed_object: torch.Tensor,
+        changed_factor: torch.Tensor,
+        scenes: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Shapes: objects (B, 2, K, H, W); n_objects, changed_* (B,); scenes (B, 2, H, W)."""
+        batch, _, k, height, width = objects.shape
+        present = torch.arange(k, device=objects.device) < n_objects[:, None]  # (B, K)
+        both = present.repeat_interleave(2, dim=0)  # (2B, K), scene order b0s0, b0s1, b1s0, ...
+        posterior = self.model.encode_objects(objects.reshape(batch * 2, k, height, width), both)
+        latents = (posterior.sample() * both[:, :, None, None]).view(batch, 2, k, *posterior.mean.shape[2:])
+
+        # One-hot over (object, feature) of the changed item: (B, K, F, 1).
+        features = latents.shape[3]
+        item = changed_object * features + changed_factor
+        mask = F.one_hot(item, k * features).view(batch, k, features, 1).bool()
+        first_with_second = torch.where(mask, latents[:, 1], latents[:, 0])
+        second_with_first = torch.where(mask, latents[:, 0], latents[:, 1])
+        logits = self.model.decode_scene(torch.cat([first_with_second, second_with_first]), torch.cat([present, present]))
+        targets = torch.cat([scenes[:, 1], scenes[:, 0]])
+
+        reconstruction = reconstruction_loss(logits, targets)
+        kl = posterior.kl().mean()
+        return {"loss": reconstruction + self.kl_weight * kl, "reconstruction": reconstruction, "kl": kl}

@@ -12,8 +12,12 @@ from vsa_demo.factors import FACTOR_NAMES, NUM_FACTORS, sample_classes
 from vsa_demo.model import FeatureVAE
 from vsa_demo.render import render
 
+from vsa_demo.model import BoundSceneVAE, BoundVAEConfig
+from vsa_demo.official import open_source
+
+from . import sampling
 from .metrics import iou
-from .objectives import CrosswiseSwap
+from .objectives import BoundSceneSwap, CrosswiseSwap, SceneSum
 
 VALIDATION_SEED_OFFSET = 1_000_003  # validation examples use a seed the training never uses
 
@@ -29,6 +33,7 @@ class Stage:
     inputs: Callable
     validation_set: Callable
     validate: Callable
+    default_max_objects: int | None = None  # most objects per on-the-fly example
 
 
 def _paired_validation_set(config) -> dict[str, torch.Tensor]:
@@ -65,6 +70,45 @@ def _stage1_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {"images": batch["images"], "mask": mask}
 
 
+def _scene_validation_set(config) -> dict[str, torch.Tensor]:
+    source = open_source(config.source)
+    seed = config.seed + VALIDATION_SEED_OFFSET
+    low, high = config.min_objects or 2, config.max_objects or 5
+    arrays = sampling.sample_scenes(seed, np.arange(config.eval_size), source, low, high)
+    data = {key: torch.from_numpy(value) for key, value in arrays.items()}
+    if config.stage == "stage3":
+        pairs = sampling.sample_paired_scenes(seed, np.arange(config.eval_size), source, low, high)
+        data["pairs"] = {key: torch.from_numpy(value) for key, value in pairs.items()}
+    return data
+
+
+@torch.no_grad()
+def _validate_scenes(model, data: dict) -> dict:
+    device = next(model.parameters()).device
+    objects = data["objects"].to(device)
+    present = torch.arange(objects.shape[1], device=device) < data["n_objects"].to(device)[:, None]
+    slots = model.encode_objects(objects, present).mean  # (N, K, F, D)
+    if isinstance(model, BoundSceneVAE):
+        logits = model.decode_scene(slots, present)
+    else:
+        logits = model.decode((slots * present[:, :, None, None]).sum(dim=(1, 2)))
+    scores = iou(logits, data["scene"].to(device))
+    counts = data["n_objects"].to(device)
+    result = {"scene_iou": {str(n): scores[counts == n].mean().item() for n in counts.unique().tolist()}}
+    result["scene_iou"]["mean"] = scores.mean().item()
+    if "pairs" in data:
+        from .evaluate_scenes import in_scene_swap_iou
+
+        swap = in_scene_swap_iou(model, data["pairs"])
+        result["scene_swap_iou"] = swap
+    return result
+
+
+def _build_stage3(config):
+    fields = {name: getattr(config.model, name) for name in ("latent_dim", "num_features", "channels", "hidden_dim", "image_size")}
+    return BoundSceneVAE(BoundVAEConfig(**fields, max_objects=5, memory_seed=config.seed))
+
+
 STAGES: dict[str, Stage] = {
     "stage1": Stage(
         dataset="paired",
@@ -74,5 +118,31 @@ STAGES: dict[str, Stage] = {
         inputs=_stage1_inputs,
         validation_set=_paired_validation_set,
         validate=_validate_stage1,
+    ),
+    "stage2": Stage(
+        dataset="scene",
+        images_per_example=1,
+        build_model=lambda config: FeatureVAE(config.model),
+        objective=lambda model, config: SceneSum(model, config.kl_weight),
+        inputs=lambda batch: {"objects": batch["objects"], "n_objects": batch["n_objects"], "scene": batch["scene"]},
+        validation_set=_scene_validation_set,
+        validate=_validate_scenes,
+        default_max_objects=5,
+    ),
+    "stage3": Stage(
+        dataset="paired-scene",
+        images_per_example=2,
+        build_model=_build_stage3,
+        objective=lambda model, config: BoundSceneSwap(model, config.kl_weight),
+        inputs=lambda batch: {
+            "objects": batch["objects"],
+            "n_objects": batch["n_objects"],
+            "changed_object": batch["changed_object"],
+            "changed_factor": batch["changed_factor"],
+            "scenes": batch["scenes"],
+        },
+        validation_set=_scene_validation_set,
+        validate=_validate_scenes,
+        default_max_objects=5,
     ),
 }

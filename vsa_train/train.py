@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
+COMMANDS_NAME = "commands.txt"
 
 
 @dataclass(frozen=True)
@@ -225,8 +226,13 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         except OSError as error:
             raise ValueError(f"cannot create output folder {out}: {error}") from error
 
+    initial_state = None
+    if config.init_from:
+        config, initial_state = _initial_weights(config)
     torch.manual_seed(config.seed)  # the same initial parameters on every process
     model = stage.build_model(config).to(device)
+    if initial_state is not None and not resume:
+        _load_initial(model, initial_state, config.init_from)
     objective = stage.objective(model, config).to(device)
     optimizer = torch.optim.Adam(objective.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
@@ -265,7 +271,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         seed=config.seed,
         source=config.source,
         min_objects=config.min_objects,
-        max_objects=config.max_objects,
+        max_objects=config.max_objects if config.max_objects or config.data else stage.default_max_objects,
         max_changed=config.resolved_max_changed,
     )
     sampler = StepSampler(len(dataset), config.batch_size, start, config.steps, rank, world, config.seed, config.data is None)
@@ -285,6 +291,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     if rank == 0:
         _truncate_metrics(metrics_path, start)
         (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        with (out / COMMANDS_NAME).open("a") as file:  # every invocation, for the model card
+            file.write(f"{command_line()}  # from step {start}, {world} process(es)\n")
 
     images_per_step = config.batch_size * stage.images_per_example
     bar = tqdm(total=config.steps, initial=start, desc=config.stage, unit="step", disable=not progress or rank != 0)
@@ -333,6 +341,40 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     if world > 1:
         dist.barrier()
     return model.eval()
+
+
+def _initial_weights(config: TrainConfig):
+    """Read the weights to start from and adopt their architecture settings."""
+    from vsa_demo.loading import resolve_weights
+    from vsa_demo.weights import WeightsError
+
+    folder = resolve_weights(config.init_from)
+    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
+    if not weights_path.is_file() or not config_path.is_file():
+        raise WeightsError(
+            f"--init-from {config.init_from}: expected config.json and model.safetensors in {folder}; "
+            "point it at a stage folder such as weights/stage1"
+        )
+    source = VAEConfig.from_json(config_path)
+    if source != config.model:
+        logger.info("--init-from: using the architecture of %s: %s", config_path, source)
+    from safetensors.torch import load_file
+
+    return replace(config, model=source), load_file(str(weights_path))
+
+
+def _load_initial(model, state: dict, origin: str) -> None:
+    """Copy every encoder and decoder tensor from ``state``; other tensors keep their values."""
+    own = model.state_dict()
+    wanted = [key for key in own if key.startswith(("encoder.", "decoder."))]
+    missing = [key for key in wanted if key not in state]
+    if missing:
+        raise ValueError(f"--init-from {origin} lacks tensor {missing[0]!r}; it is not a model of this architecture")
+    for key in wanted:
+        if state[key].shape != own[key].shape:
+            raise ValueError(f"--init-from {origin}: tensor {key!r} has shape {tuple(state[key].shape)}, expected {tuple(own[key].shape)}")
+    model.load_state_dict({key: state[key] for key in wanted}, strict=False)
+    logger.info("initialised %d tensors from %s", len(wanted), origin)
 
 
 def _save_checkpoint(path, model, optimizer, scheduler, step, config, rank, world, wall_seconds) -> None:

@@ -1,0 +1,149 @@
+"""``python -m vsa_train export``: turn a training run into a shipped weights folder.
+
+Copies the final weights and config of a run, evaluates them on fresh samples, draws the metric
+curve from the run's validation log, and writes the model card (``README.md``) with the training
+commands, images seen, wall time, machine and the evaluation JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .evaluate import evaluate, machine_description
+from .train import COMMANDS_NAME, METRICS_NAME
+
+logger = logging.getLogger(__name__)
+
+STAGE_TITLES = {
+    "stage1": "Stage 1: feature-slot VAE trained by crosswise swaps",
+    "stage2": "Stage 2: scenes as sums of object latents",
+    "stage3": "Stage 3: scenes as bundles of bound objects",
+}
+STAGE_SUMMARIES = {
+    "stage1": (
+        "An encoder of 4 convolutions and 2 linear layers gives the posterior of five 1024-dimensional "
+        "feature vectors (shape, scale, orientation, posX, posY); their sum is decoded by 2 linear layers "
+        "and 4 transposed convolutions. Training encodes image pairs that differ in some factors, exchanges "
+        "those factors' feature vectors and reconstructs each image from the other's exchanged latent."
+    ),
+    "stage2": (
+        "The stage-1 architecture, started from the stage-1 weights. Each object of a scene is encoded "
+        "separately, all feature vectors of all objects are summed, and the decoder draws the whole scene."
+    ),
+    "stage3": (
+        "Each feature vector is bound (elementwise product) to a fixed bipolar feature placeholder and the "
+        "results bundled (summed) into an object vector; each object vector is bound to an object placeholder "
+        "and bundled into the scene vector, which the decoder draws. Training exchanges one feature of one "
+        "object between two scene vectors and reconstructs crosswise. The placeholders are buffers in "
+        "model.safetensors."
+    ),
+}
+
+
+def metric_curve(records: list[dict], path: Path) -> None:
+    """Plot every scalar validation metric against images seen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seen = [r["images_seen"] for r in records]
+    series = {}
+    for record in records:
+        for key, value in record.items():
+            if key in ("step", "images_seen", "wall_seconds", "loss"):
+                continue
+            if isinstance(value, dict):
+                for sub, number in value.items():
+                    series.setdefault(f"{key}.{sub}", []).append(number)
+            else:
+                series.setdefault(key, []).append(value)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, values in series.items():
+        if len(values) == len(seen):
+            axis.plot(seen, values, label=name, linewidth=2 if name.endswith("mean") or "." not in name else 1)
+    axis.set_xlabel("images seen")
+    axis.set_ylabel("validation metric")
+    axis.set_ylim(0, 1)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, ncol=2, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _card(stage: str, run: Path, metrics: dict, records: list[dict], train_config: dict) -> str:
+    commands = (run / COMMANDS_NAME).read_text().strip() if (run / COMMANDS_NAME).is_file() else "(not recorded)"
+    last = records[-1] if records else {}
+    hours = last.get("wall_seconds", 0) / 3600
+    lines = [
+        "---",
+        "library_name: dsprites-vsa",
+        "tags: [dsprites, vector-symbolic-architecture, vae]",
+        "---",
+        "",
+        f"# {STAGE_TITLES[stage]}",
+        "",
+        STAGE_SUMMARIES[stage],
+        "",
+        "## Training",
+        "",
+        "```bash",
+        commands,
+        "```",
+        "",
+        f"- Steps: {last.get('step', '?')}, batch {train_config.get('batch_size')} examples, "
+        f"images seen: {last.get('images_seen', 0):,}",
+        f"- Wall time: {last.get('wall_seconds', 0):,.0f} s ({hours:.2f} h) of training, validation included",
+        f"- Machine: {metrics['machine']}",
+        f"- Settings: `train_config.json` beside this card",
+        "",
+        "## Evaluation",
+        "",
+        f"`python -m vsa_train evaluate {stage} --weights weights/{stage} --n {metrics['samples']} "
+        f"--json eval.json --seed {metrics['seed']}` on fresh samples from the procedural renderer:",
+        "",
+        "```json",
+        json.dumps({k: v for k, v in metrics.items() if k not in ("weights",)}, indent=2),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export(stage: str, run: str | Path, out: str | Path, n: int = 1000, seed: int = 12345, progress: bool = True) -> dict:
+    """Copy a run's weights to ``out``, evaluate them, and write figures and the model card.
+
+    Raises:
+        ValueError: if the run folder lacks final weights or its validation log.
+    """
+    run, out = Path(run), Path(out)
+    for name in ("model.safetensors", "config.json", METRICS_NAME, "train_config.json"):
+        if not (run / name).is_file():
+            raise ValueError(f"{run} has no {name}; finish the training run first (`python -m vsa_train train {stage} --out {run} --resume`)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name in ("model.safetensors", "config.json", "train_config.json", METRICS_NAME):
+            shutil.copy2(run / name, staging / name)
+        metrics = evaluate(stage, str(staging), n, staging / "eval.json", figures=staging, seed=seed, progress=progress)
+        records = [json.loads(line) for line in (run / METRICS_NAME).read_text().splitlines() if line.strip()]
+        metric_curve(records, staging / "training_curve.png")
+        card = _card(stage, run, metrics, records, json.loads((run / "train_config.json").read_text()))
+        figure_lines = ["## Figures", ""]
+        for png in sorted(staging.glob("*.png")):
+            figure_lines += [f"![{png.stem.replace('_', ' ')}]({png.name})", ""]
+        (staging / "README.md").write_text(card + "\n".join(figure_lines))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("exported %s to %s on %s", run, out, machine_description())
+    return metrics
