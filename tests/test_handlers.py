@@ -4,16 +4,29 @@ import torch
 
 from vsa_demo import handlers
 from vsa_demo.handlers import Models, SpriteChoice, compute_prototypes, encode_handler, snap_classes, swap_handler
-from vsa_demo.model import FeatureVAE, VAEConfig
+from vsa_demo.model import BoundSceneVAE, BoundVAEConfig, FeatureVAE, VAEConfig
 from vsa_demo.render import render_one
+
+
+SMALL = {"latent_dim": 32, "channels": (4, 4, 8, 8), "hidden_dim": 32}
 
 
 @pytest.fixture(scope="module")
 def models():
     torch.manual_seed(0)
-    model = FeatureVAE(VAEConfig(latent_dim=32, channels=(4, 4, 8, 8), hidden_dim=32)).eval()
+    model = FeatureVAE(VAEConfig(**SMALL)).eval()
     prototypes, centres = compute_prototypes(model, samples=300)
-    return Models(stage1=model, prototypes=prototypes, prototype_centres=centres)
+    stage3 = BoundSceneVAE(BoundVAEConfig(**SMALL)).eval()
+    prototypes3, centres3 = compute_prototypes(stage3, samples=300)
+    return Models(
+        stage1=model,
+        prototypes=prototypes,
+        prototype_centres=centres,
+        stage2=FeatureVAE(VAEConfig(**SMALL)).eval(),
+        stage3=stage3,
+        stage3_prototypes=prototypes3,
+        stage3_centres=centres3,
+    )
 
 
 def test_snap_to_grid():
@@ -99,3 +112,65 @@ def test_cleanup_finds_prototype_itself(models):
     for factor, (cls, similarity) in enumerate(handlers.cleanup(models, slots)):
         assert cls == min(3, len(models.prototypes[factor]) - 1)
         assert similarity == pytest.approx(1.0, abs=1e-5)
+
+
+def scene_choices(*classes):
+    return [SpriteChoice(classes=c) for c in classes]
+
+
+def test_scene_outputs(models):
+    choices = scene_choices((0, 0, 0, 2, 2), (1, 2, 5, 28, 4), (2, 1, 0, 15, 28))
+    truth, stage2, stage3, swapped, swapped_truth, readout, summary = handlers.scene_handler(models, choices)
+    expected = np.maximum.reduce([render_one(*c.classes) for c in choices])
+    assert np.array_equal(truth[::4, ::4] // 255, expected)
+    assert stage2.shape == stage3.shape == (256, 256)
+    assert swapped is None and swapped_truth is None
+    assert [row[0] for row in readout] == ["object 1", "object 2", "object 3"]
+    assert all(len(row) == 6 for row in readout)
+    assert readout[1][1].endswith("/ ellipse")
+    assert "stage 2" in summary and "overlap" not in summary
+
+
+def test_scene_exchange_truth(models):
+    choices = scene_choices((0, 0, 0, 2, 2), (1, 2, 5, 28, 4))
+    outputs = handlers.scene_handler(models, choices, "posY", (0, 1))
+    swapped, swapped_truth, summary = outputs[3], outputs[4], outputs[6]
+    expected = np.maximum(render_one(0, 0, 0, 2, 4), render_one(1, 2, 5, 28, 2))
+    assert np.array_equal(swapped_truth[::4, ::4] // 255, expected)
+    assert swapped.shape == (256, 256)
+    assert "Exchanging **posY** of objects 1 and 2" in summary
+
+
+def test_scene_overlap_warned_and_decoded(models):
+    choices = scene_choices((0, 5, 0, 15, 15), (2, 5, 0, 16, 16))
+    outputs = handlers.scene_handler(models, choices)
+    assert "Objects 1 and 2 overlap" in outputs[6]
+    assert outputs[2].shape == (256, 256)
+
+
+def test_scene_rejects_bad_requests(models):
+    choices = scene_choices((0, 0, 0, 2, 2), (1, 2, 5, 28, 4))
+    with pytest.raises(ValueError, match="not both in a scene of 2"):
+        handlers.scene_handler(models, choices, "shape", (0, 3))
+    with pytest.raises(ValueError, match="unknown feature"):
+        handlers.scene_handler(models, choices, "colour", (0, 1))
+    with pytest.raises(ValueError, match="1 to 5 objects"):
+        handlers.scene_handler(models, scene_choices(*[(0, 0, 0, 0, 0)] * 6))
+    without = Models(stage1=models.stage1, prototypes=models.prototypes, prototype_centres=models.prototype_centres)
+    with pytest.raises(ValueError, match="stage-2 and stage-3 weights"):
+        handlers.scene_handler(without, choices)
+
+
+def test_random_scene_never_overlaps():
+    for seed in range(10):
+        values = handlers.random_scene(5, seed)
+        images = [SpriteChoice(classes=snap_classes(*v)).image for v in values]
+        assert len(values) == 5
+        assert handlers.overlapping_pairs(images) == []
+
+
+def test_default_scene_does_not_overlap():
+    from vsa_demo.ui import SCENE_START
+
+    images = [SpriteChoice(classes=snap_classes(*v)).image for v in SCENE_START]
+    assert handlers.overlapping_pairs(images) == []

@@ -136,8 +136,14 @@ def test_two_process_ddp_ranks_agree(tmp_path, stage):
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
         f"--master_port={free_port()}", str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path), stage,
     ]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # torchrun and both workers
+        process.communicate()
+        pytest.fail("the two-process run did not finish within 300 s")
+    assert process.returncode == 0, stderr[-3000:]
     rank0 = load_file(tmp_path / "rank0.safetensors")
     rank1 = load_file(tmp_path / "rank1.safetensors")
     torch.manual_seed(0)

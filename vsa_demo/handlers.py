@@ -27,7 +27,7 @@ from .factors import (
     sample_classes,
 )
 from .loading import HOW_TO_GET_WEIGHTS, load_stage_model, resolve_weights, stage_folder
-from .model import FeatureVAE
+from .model import BoundSceneVAE, FeatureVAE
 from .pictures import to_pixels
 from .render import render
 from .weights import WeightsError
@@ -55,7 +55,14 @@ class Models:
     prototype_centres: list[torch.Tensor]
     cards: dict[str, str] = field(default_factory=dict)
     folders: dict[str, Path] = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
+    stage2: FeatureVAE | None = None
+    stage3: BoundSceneVAE | None = None
+    stage3_prototypes: list[torch.Tensor] | None = None
+    stage3_centres: list[torch.Tensor] | None = None
+
+    @property
+    def has_scenes(self) -> bool:
+        return self.stage2 is not None and self.stage3 is not None
 
 
 @torch.no_grad()
@@ -110,6 +117,18 @@ def load_models(weights: str | os.PathLike = "weights") -> Models:
     models.folders["stage1"] = folder
     models.cards["stage1"] = read_card(folder)
     logger.info("loaded stage 1 from %s", folder)
+
+    # Stages 2 and 3 are optional: without them the app has no Scene tab.
+    for stage in ("stage2", "stage3"):
+        stage_root = root / stage
+        if not (stage_root / "config.json").is_file():
+            logger.warning("no %s weights in %s; the Scene tab is hidden", stage, stage_root)
+            continue
+        setattr(models, stage, load_stage_model(stage, stage_root))
+        models.folders[stage] = stage_root
+        models.cards[stage] = read_card(stage_root)
+    if models.stage3 is not None:
+        models.stage3_prototypes, models.stage3_centres = compute_prototypes(models.stage3)
     return models
 
 
@@ -322,3 +341,117 @@ def swap_handler(models: Models, a: SpriteChoice, b: SpriteChoice, features: lis
     else:
         summary = "Took **" + (", ".join(features) or "nothing") + "** from B. No rendered truth: one sprite is a custom image."
     return display(a.image), display(b.image), display(result), truth_image, summary
+
+
+# ----- Scenes ----------------------------------------------------------------------------------
+
+MAX_SCENE_OBJECTS = 5
+
+
+def random_scene(count: int, seed: int | None = None, tries: int = 500) -> list[tuple[str, float, float, float, float]]:
+    """Draw UI values of ``count`` sprites that share no pixel, by rejection.
+
+    Raises:
+        ValueError: if ``count`` is outside 1..5 or no placement is found.
+    """
+    if not 1 <= count <= MAX_SCENE_OBJECTS:
+        raise ValueError(f"a scene holds 1 to {MAX_SCENE_OBJECTS} objects; got {count}")
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        union = np.zeros((64, 64), dtype=bool)
+        chosen = []
+        for _ in range(tries):
+            classes = tuple(int(c) for c in sample_classes(rng, 1)[0])
+            image = sprite_image(classes).astype(bool)
+            if not (image & union).any():
+                union |= image
+                chosen.append(class_values(classes))
+                if len(chosen) == count:
+                    return chosen
+    raise ValueError(f"could not place {count} objects without overlap; try fewer objects")
+
+
+def overlapping_pairs(images: list[np.ndarray]) -> list[tuple[int, int]]:
+    """Pairs of object indices whose sprites share a foreground pixel."""
+    pairs = []
+    for i in range(len(images)):
+        for j in range(i + 1, len(images)):
+            if np.logical_and(images[i], images[j]).any():
+                pairs.append((i, j))
+    return pairs
+
+
+@torch.no_grad()
+def scene_handler(models: Models, choices: list[SpriteChoice], feature: str | None = None, swap: tuple[int, int] | None = None):
+    """Compose a scene from its objects with stage 2 (plain sum) and stage 3 (bound bundle).
+
+    Args:
+        choices: the objects, 1 to 5.
+        feature, swap: exchange ``feature`` between objects ``swap[0]`` and ``swap[1]`` inside the
+            stage-3 scene vector; None leaves the scene as it is.
+
+    Returns:
+        ``(truth, stage2, stage3, swapped, swapped_truth, readout, summary)``: display images (the
+        swapped pair is None without a swap), the unbinding readout rows and a Markdown summary.
+
+    Raises:
+        ValueError: without stage-2 and stage-3 models, or for a bad object count, feature or index.
+    """
+    if not models.has_scenes:
+        raise ValueError("the Scene tab needs stage-2 and stage-3 weights in the weights folder")
+    if not 1 <= len(choices) <= MAX_SCENE_OBJECTS:
+        raise ValueError(f"a scene holds 1 to {MAX_SCENE_OBJECTS} objects; got {len(choices)}")
+    images = np.stack([c.image for c in choices])  # (K, 64, 64)
+    truth = images.max(axis=0)
+
+    # Encode each object once per model; the scene is then a sum (stage 2) or a bound bundle (stage 3).
+    tensor = torch.from_numpy(np.array(images, dtype=np.uint8))
+    slots2 = models.stage2.encode(tensor).mean  # (K, F, D)
+    slots3 = models.stage3.encode(tensor).mean
+    decoded2 = torch.sigmoid(models.stage2.decode(slots2.sum(dim=(0, 1))[None]))[0].numpy()
+    scene3 = models.stage3.scene_vector(slots3[None])  # (1, D)
+    decoded3 = torch.sigmoid(models.stage3.decoder(scene3))[0].numpy()
+
+    # Unbind every object and feature from the scene vector and clean it up.
+    readout = []
+    for k, choice in enumerate(choices):
+        row = [f"object {k + 1}"]
+        for f in range(NUM_FACTORS):
+            read = models.stage3.memory.read_feature(scene3[0], k, f) - models.stage3_centres[f]
+            scores = torch.nn.functional.cosine_similarity(read[None], models.stage3_prototypes[f], dim=1)
+            best = int(scores.argmax())
+            cell = f"{describe_value(f, best)} ({float(scores[best]):.2f})"
+            if choice.classes is not None:
+                cell += f" / {describe_value(f, choice.classes[f])}"
+            row.append(cell)
+        readout.append(row)
+
+    lines = []
+    grid_only = all(c.classes is not None for c in choices)
+    lines.append(f"IoU with the rendered scene: stage 2 **{iou(decoded2, truth):.3f}**, stage 3 **{iou(decoded3, truth):.3f}**.")
+    overlaps = overlapping_pairs([c.image for c in choices])
+    if overlaps:
+        names = ", ".join(f"{i + 1} and {j + 1}" for i, j in overlaps)
+        lines.append(f"⚠️ Objects {names} overlap. The models were trained on scenes without overlap, so expect errors there.")
+
+    swapped = swapped_truth = None
+    if feature is not None and swap is not None:
+        if feature not in FACTOR_NAMES:
+            raise ValueError(f"unknown feature {feature!r}; expected one of {', '.join(FACTOR_NAMES)}")
+        i, j = swap
+        if not (0 <= i < len(choices) and 0 <= j < len(choices)):
+            raise ValueError(f"objects {i + 1} and {j + 1} are not both in a scene of {len(choices)} objects")
+        f = FACTOR_NAMES.index(feature)
+        exchanged = slots3.clone()
+        exchanged[i, f], exchanged[j, f] = slots3[j, f], slots3[i, f]
+        swapped = torch.sigmoid(models.stage3.decoder(models.stage3.scene_vector(exchanged[None])))[0].numpy()
+        if grid_only and i != j:
+            classes = [list(c.classes) for c in choices]
+            classes[i][f], classes[j][f] = choices[j].classes[f], choices[i].classes[f]
+            swapped_pixels = np.stack([sprite_image(tuple(c)) for c in classes]).max(axis=0)
+            swapped_truth = display(swapped_pixels)
+            lines.append(f"Exchanging **{feature}** of objects {i + 1} and {j + 1}: IoU **{iou(swapped, swapped_pixels):.3f}**.")
+        swapped = display(swapped)
+    readout_note = "Readout cells: cleaned-up value (cosine similarity) / true value."
+    lines.append(readout_note)
+    return display(truth), display(decoded2), display(decoded3), swapped, swapped_truth, readout, "\n\n".join(lines)

@@ -132,7 +132,7 @@ class OfficialDSprites:
         # A sample keeps the check cheap on the full 3 GB array.
         sample = images[:: max(1, len(images) // 4096)]
         if sample.max(initial=0) > 1:
-            raise OfficialFileError(f"{self.path}: imgs holds values above 1; expected binary images in {{0, 1}}")
+            raise OfficialFileError(f"{self.path}: imgs contains values above 1; expected binary images in {{0, 1}}")
 
     def images(self, classes: np.ndarray) -> np.ndarray:
         """Look up images by their five factor classes.

@@ -91,7 +91,7 @@ def _inside_heart(x: np.ndarray, y: np.ndarray, scale: float) -> np.ndarray:
         candidates.append(((c * centre_x - s * centre_y) / distance * tangent_length,
                            (s * centre_x + c * centre_y) / distance * tangent_length))
     point_x, point_y = max(candidates)  # the tangent point farther from the axis
-    # Sign of the cross product tells the side of the line; the axis point (0, lobe_y) is inside.
+    # The sign of the cross product gives the side of the line, and the axis point (0, lobe_y) is inside.
     side = point_x * (y - tip_y) - point_y * x
     inside_side = point_x * (lobe_y - tip_y) - point_y * 0.0
     beside_lobe = (x <= lobe_x) | (y >= tip_y + point_y)  # the disc covers the rest above P

@@ -19,7 +19,7 @@ from PIL import Image
 
 from . import handlers
 from .factors import FACTOR_NAMES, SHAPE_NAMES
-from .handlers import Models, SpriteChoice
+from .handlers import MAX_SCENE_OBJECTS, Models, SpriteChoice
 from .sprite_io import HOW_IT_WORKS, SpriteInputError, sprite_from_file, sprite_from_sketch
 
 logger = logging.getLogger(__name__)
@@ -61,11 +61,12 @@ class SpritePicker:
 def sprite_picker(label: str, start: tuple[str, float, float, float, float]) -> SpritePicker:
     """Lay out the controls of one sprite; ``start`` gives shape, scale, degrees, posX and posY."""
     shape, scale, degrees, x, y = start
+    key = label.replace(" ", "-")
     with gr.Group():
         with gr.Row():
             shape_box = gr.Dropdown(list(SHAPE_NAMES), value=shape, label=f"{label} shape", min_width=120)
-            source = gr.Radio(SOURCES, value="factors", label=f"{label} source", info="'image' uses a sketch or upload", min_width=160, elem_id=f"{label}-source")
-        scale_slider = gr.Slider(0.5, 1.0, value=scale, step=0.1, label=f"{label} scale", elem_id=f"{label}-scale")
+            source = gr.Radio(SOURCES, value="factors", label=f"{label} source", info="'image' uses a sketch or upload", min_width=160, elem_id=f"{key}-source")
+        scale_slider = gr.Slider(0.5, 1.0, value=scale, step=0.1, label=f"{label} scale", elem_id=f"{key}-scale")
         orientation = gr.Slider(0.0, 360.0, value=degrees, step=ORIENTATION_STEP_DEGREES, label=f"{label} orientation (degrees)")
         pos_x = gr.Slider(0.0, 1.0, value=x, step=POSITION_STEP, label=f"{label} posX (0 = left)")
         pos_y = gr.Slider(0.0, 1.0, value=y, step=POSITION_STEP, label=f"{label} posY (0 = top)")
@@ -145,6 +146,7 @@ def build_demo(models: Models) -> gr.Blocks:
                     result = gr.Image(label="decoded: A with features from B", type="numpy", image_mode="L", format="png", interactive=False, height=200, elem_id="swap-result")
                     truth = gr.Image(label="rendered truth", type="numpy", image_mode="L", format="png", interactive=False, height=200)
                 summary = gr.Markdown(elem_id="swap-summary")
+            scene = scene_tab(models) if models.has_scenes else None
             with gr.Tab("Sketch & upload", id="sketch"):
                 gr.Markdown(f"Draw a sprite or upload an image. {HOW_IT_WORKS}")
                 with gr.Row():
@@ -157,6 +159,10 @@ def build_demo(models: Models) -> gr.Blocks:
                     to_encode = gr.Button("Send to Encode")
                     to_a = gr.Button("Use as swap A")
                     to_b = gr.Button("Use as swap B")
+                    if scene is not None:
+                        with gr.Group():
+                            scene_slot = gr.Dropdown([str(i + 1) for i in range(MAX_SCENE_OBJECTS)], value="1", label="scene object", min_width=100)
+                            to_scene = gr.Button("Use as scene object")
                 sketch_sprite = gr.State(None)
             with gr.Tab("About", id="about"):
                 about_tab(models)
@@ -182,7 +188,123 @@ def build_demo(models: Models) -> gr.Blocks:
         upload.upload(_from_upload, upload, [converted, message, sketch_sprite], api_visibility="private")
         for button, picker, tab in ((to_encode, encode_picker, "encode"), (to_a, picker_a, "swap"), (to_b, picker_b, "swap")):
             button.click(partial(_send, tab=tab), sketch_sprite, [picker.custom, picker.source, tabs], api_visibility="private")
+        if scene is not None:
+            wire_scene(models, scene)
+            outputs = [p.custom for p in scene.pickers] + [p.source for p in scene.pickers] + [scene.count, tabs]
+            to_scene.click(_send_to_scene, [sketch_sprite, scene_slot, scene.count], outputs, api_visibility="private")
     return demo
+
+
+SCENE_START = [
+    ("square", 0.6, 0.0, 0.1, 0.15),
+    ("ellipse", 0.7, 46.15, 0.9, 0.2),
+    ("heart", 0.8, 0.0, 0.5, 0.85),
+    ("square", 0.5, 27.69, 0.1, 0.9),
+    ("ellipse", 0.5, 0.0, 0.9, 0.9),
+]
+SCENE_INTRO = (
+    "Compose a scene of 2 to 5 objects. **Stage 2** decodes the plain sum of every object's feature "
+    "vectors; **stage 3** binds each feature to a feature placeholder and each object to an object "
+    "placeholder before bundling, so single features can be exchanged between objects and read back "
+    "by unbinding. The models were trained on scenes whose objects do not overlap."
+)
+
+
+@dataclass
+class SceneControls:
+    """The components of the Scene tab."""
+
+    count: gr.Slider
+    feature: gr.Dropdown
+    first: gr.Dropdown
+    second: gr.Dropdown
+    random: gr.Button
+    pickers: list[SpritePicker]
+    columns: list[gr.Column]
+    outputs: list
+
+
+def scene_tab(models: Models) -> SceneControls:
+    """Lay out the Scene tab; the events are wired by ``wire_scene``."""
+    with gr.Tab("Scene", id="scene"):
+        gr.Markdown(SCENE_INTRO)
+        with gr.Row():
+            count = gr.Slider(2, MAX_SCENE_OBJECTS, value=3, step=1, label="objects", elem_id="scene-count")
+            feature = gr.Dropdown(["none", *FACTOR_NAMES], value="none", label="exchange feature (stage 3)", elem_id="scene-feature")
+            numbers = [str(i + 1) for i in range(MAX_SCENE_OBJECTS)]
+            first = gr.Dropdown(numbers, value="1", label="between object")
+            second = gr.Dropdown(numbers, value="2", label="and object")
+            random = gr.Button("Random scene")
+        pickers, columns = [], []
+        with gr.Row():
+            for i in range(MAX_SCENE_OBJECTS):
+                with gr.Column(visible=i < 3, min_width=180) as column:
+                    pickers.append(sprite_picker(f"object {i + 1}", SCENE_START[i]))
+                columns.append(column)
+        with gr.Row():
+            truth = gr.Image(label="rendered scene", type="numpy", image_mode="L", format="png", interactive=False, height=220)
+            stage2 = gr.Image(label="stage 2: plain sum", type="numpy", image_mode="L", format="png", interactive=False, height=220, elem_id="scene-stage2")
+            stage3 = gr.Image(label="stage 3: bound bundle", type="numpy", image_mode="L", format="png", interactive=False, height=220, elem_id="scene-stage3")
+            swapped = gr.Image(label="stage 3 with the feature exchanged", type="numpy", image_mode="L", format="png", interactive=False, height=220)
+            swapped_truth = gr.Image(label="rendered exchange", type="numpy", image_mode="L", format="png", interactive=False, height=220)
+        summary = gr.Markdown(elem_id="scene-summary")
+        readout = gr.Dataframe(
+            headers=["object", *FACTOR_NAMES],
+            type="array",
+            label="unbinding each object and feature from the stage-3 scene vector",
+            interactive=False,
+        )
+    return SceneControls(count, feature, first, second, random, pickers, columns, [truth, stage2, stage3, swapped, swapped_truth, readout, summary])
+
+
+def wire_scene(models: Models, controls: SceneControls) -> None:
+    """Connect the Scene tab: live updates, the object count, random scenes and ``/scene``."""
+
+    def scene(count=3, feature="none", first="1", second="2", *values):
+        """Decode a scene of ``count`` objects; values are 5 x (shape, scale, degrees, posX, posY), 5 sources, 5 images."""
+        count = int(count)
+        factors, sources, customs = values[:25], values[25:30], values[30:35]
+        choices = [
+            _choice(sources[i] if i < len(sources) else "factors", *factors[5 * i:5 * i + 5], customs[i] if i < len(customs) else None)
+            for i in range(count)
+        ]
+        swap = None if feature in (None, "none") else (int(first) - 1, int(second) - 1)
+        try:
+            return handlers.scene_handler(models, choices, None if swap is None else feature, swap)
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
+    pickers = controls.pickers
+    inputs = [controls.count, controls.feature, controls.first, controls.second]
+    inputs += [c for p in pickers for c in p.factors] + [p.source for p in pickers] + [p.custom for p in pickers]
+    triggers = [controls.count.change, controls.feature.change, controls.first.change, controls.second.change]
+    triggers += [t for p in pickers for t in p.triggers]
+    gr.on(triggers, scene, inputs, controls.outputs, api_name="scene", **LIVE)
+
+    def show(count):
+        return [gr.Column(visible=i < int(count)) for i in range(MAX_SCENE_OBJECTS)]
+
+    controls.count.change(show, controls.count, controls.columns, queue=False, api_visibility="private")
+
+    def randomise(count):
+        values = handlers.random_scene(int(count))
+        updates = []
+        for i in range(MAX_SCENE_OBJECTS):
+            updates += list(values[i]) if i < len(values) else [gr.update()] * 5
+        return updates + ["factors"] * MAX_SCENE_OBJECTS
+
+    outputs = [c for p in pickers for c in p.factors] + [p.source for p in pickers]
+    controls.random.click(randomise, controls.count, outputs, api_visibility="private")
+
+
+def _send_to_scene(sprite, slot, count):
+    if sprite is None:
+        raise gr.Error("Nothing to send: draw a shape or upload an image first.", print_exception=False)
+    index = int(slot) - 1
+    customs = [gr.update()] * MAX_SCENE_OBJECTS
+    sources = [gr.update()] * MAX_SCENE_OBJECTS
+    customs[index], sources[index] = sprite, "image"
+    return customs + sources + [max(int(count), index + 1), gr.Tabs(selected="scene")]
 
 
 def _picker_inputs(picker: SpritePicker) -> list:
