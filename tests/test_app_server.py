@@ -23,7 +23,7 @@ def read(path):
 
 def test_api_lists_public_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/render", "/encode", "/swap"} <= set(endpoints)
+    assert {"/render", "/encode", "/swap", "/scene"} <= set(endpoints)
 
 
 def test_render_endpoint(client):
@@ -59,6 +59,26 @@ def test_swap_endpoint_positional(client):
     outputs = client.predict(["shape", "scale"], "square", 1.0, 0.0, 0.5, 0.5, "heart", 0.5, 0.0, 0.5, 0.5, api_name="/swap")
     assert len(outputs) == 5
     assert "shape, scale" in outputs[4]
+
+
+def test_scene_endpoint(client):
+    truth, stage2, stage3, swapped, swapped_truth, readout, summary = client.predict(
+        3, "posX", "1", "3",
+        "square", 0.6, 0.0, 0.1, 0.15,
+        "ellipse", 0.7, 46.15, 0.9, 0.2,
+        "heart", 0.8, 0.0, 0.5, 0.85,
+        api_name="/scene",
+    )
+    for path in (truth, stage2, stage3, swapped, swapped_truth):
+        assert read(path).shape == (256, 256)
+    assert [row[0] for row in readout["data"]] == ["object 1", "object 2", "object 3"]
+    assert "stage 3" in summary and "Exchanging **posX** of objects 1 and 3" in summary
+
+
+def test_scene_endpoint_five_objects_without_exchange(client):
+    outputs = client.predict(5, "none", "1", "2", api_name="/scene")
+    assert len(outputs[5]["data"]) == 5
+    assert outputs[3] is None and outputs[4] is None
 
 
 def test_bad_input_reported(client):

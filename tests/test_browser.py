@@ -114,6 +114,18 @@ def test_bad_upload_shows_message(page, tmp_path):
     assert "truncated or corrupt" in page.locator("#sketch-message").inner_text()
 
 
+def test_scene_tab_updates_live(page):
+    page.get_by_role("tab", name="Scene").click()
+    page.wait_for_function("() => document.querySelector('#scene-stage3 img')", timeout=30_000)
+    assert "IoU with the rendered scene" in page.locator("#scene-summary").inner_text()
+    before = image_src(page, "#scene-stage3")
+    number = page.locator("#object-1-scale input[type=number]")
+    number.fill("1")
+    number.press("Enter")
+    wait_for_change(page, "#scene-stage3", before)
+    screenshot(page, "scene")
+
+
 def test_about_tab(page):
     page.get_by_role("tab", name="About").click()
     page.wait_for_timeout(500)

@@ -137,7 +137,7 @@ def test_dataset_on_the_fly_matches_file(tmp_path):
 
 def test_dataset_rejects_wrong_kind(tmp_path):
     path = write_dataset("paired", 10, tmp_path / "p.h5", seed=0, progress=False)
-    with pytest.raises(ValueError, match="holds the 'paired' dataset"):
+    with pytest.raises(ValueError, match="contains the .paired. dataset"):
         SpritesDataset("scene", path)
     with pytest.raises(ValueError, match="not found"):
         SpritesDataset("scene", tmp_path / "absent.h5")

@@ -154,7 +154,7 @@ def test_scene_rejects_bad_requests(models):
         handlers.scene_handler(models, choices, "shape", (0, 3))
     with pytest.raises(ValueError, match="unknown feature"):
         handlers.scene_handler(models, choices, "colour", (0, 1))
-    with pytest.raises(ValueError, match="1 to 5 objects"):
+    with pytest.raises(ValueError, match="invalid object count"):
         handlers.scene_handler(models, scene_choices(*[(0, 0, 0, 0, 0)] * 6))
     without = Models(stage1=models.stage1, prototypes=models.prototypes, prototype_centres=models.prototype_centres)
     with pytest.raises(ValueError, match="stage-2 and stage-3 weights"):

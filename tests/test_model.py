@@ -138,3 +138,21 @@ def test_corrupt_file_named(saved):
     path.write_bytes(b"\x00" * 100)
     with pytest.raises(WeightsError, match="not a valid safetensors file"):
         load_stage_model("stage1", folder)
+
+
+def test_slot_projection_is_idempotent_and_saved(tmp_path):
+    from vsa_train.projection import fit_slot_projection
+
+    torch.manual_seed(0)
+    projected = fit_slot_projection(FeatureVAE(SMALL).eval(), samples=400)
+    assert projected.config.projection_rank == 32  # 39 directions do not fit in 32 dimensions
+    slots = torch.randn(3, 5, 32)
+    once = projected.project(slots)
+    assert torch.allclose(projected.project(once), once, atol=1e-5)
+    # Shape has 3 classes, so its slot keeps at most 2 directions around its centre.
+    assert torch.linalg.matrix_rank(once[:, 0] - projected.slot_centre[0]) <= 2
+    projected.save_pretrained(tmp_path / "stage1")
+    loaded = load_stage_model("stage1", tmp_path)
+    assert torch.equal(loaded.slot_basis, projected.slot_basis)
+    images = (torch.rand(2, 64, 64) > 0.5).float()
+    assert torch.equal(loaded.encode(images).mean, projected.encode(images).mean)

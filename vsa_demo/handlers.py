@@ -332,14 +332,14 @@ def swap_handler(models: Models, a: SpriteChoice, b: SpriteChoice, features: lis
     result = decode(models, mixed[None])[0]
 
     truth_image = None
+    chosen = ", ".join(features) if features else "nothing"
     if a.classes is not None and b.classes is not None:
         truth = tuple(b.classes[i] if mask[i] else a.classes[i] for i in range(NUM_FACTORS))
         truth_pixels = sprite_image(truth)
         truth_image = display(truth_pixels)
-        taken = ", ".join(features) if features else "nothing"
-        summary = f"Took **{taken}** from B. IoU with the rendered truth: **{iou(result, truth_pixels):.3f}**"
+        summary = f"Took **{chosen}** from B. IoU with the rendered truth: **{iou(result, truth_pixels):.3f}**"
     else:
-        summary = "Took **" + (", ".join(features) or "nothing") + "** from B. No rendered truth: one sprite is a custom image."
+        summary = f"Took **{chosen}** from B. No rendered truth: one sprite is a custom image."
     return display(a.image), display(b.image), display(result), truth_image, summary
 
 
@@ -355,7 +355,7 @@ def random_scene(count: int, seed: int | None = None, tries: int = 500) -> list[
         ValueError: if ``count`` is outside 1..5 or no placement is found.
     """
     if not 1 <= count <= MAX_SCENE_OBJECTS:
-        raise ValueError(f"a scene holds 1 to {MAX_SCENE_OBJECTS} objects; got {count}")
+        raise ValueError(f"invalid object count: a scene has 1 to {MAX_SCENE_OBJECTS} objects, got {count}")
     rng = np.random.default_rng(seed)
     for _ in range(20):
         union = np.zeros((64, 64), dtype=bool)
@@ -400,7 +400,7 @@ def scene_handler(models: Models, choices: list[SpriteChoice], feature: str | No
     if not models.has_scenes:
         raise ValueError("the Scene tab needs stage-2 and stage-3 weights in the weights folder")
     if not 1 <= len(choices) <= MAX_SCENE_OBJECTS:
-        raise ValueError(f"a scene holds 1 to {MAX_SCENE_OBJECTS} objects; got {len(choices)}")
+        raise ValueError(f"invalid object count: a scene has 1 to {MAX_SCENE_OBJECTS} objects, got {len(choices)}")
     images = np.stack([c.image for c in choices])  # (K, 64, 64)
     truth = images.max(axis=0)
 

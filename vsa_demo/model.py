@@ -35,6 +35,8 @@ class VAEConfig:
         channels: output channels of the 4 encoder convolutions; the decoder mirrors them.
         hidden_dim: width of the hidden linear layer in the encoder and the decoder.
         image_size: side of the square input in pixels; 4 stride-2 layers need a multiple of 16.
+        projection_rank: R; above 0, each slot's posterior mean is projected onto an R-dimensional
+            affine subspace fitted to the class means of its own factor (see ``fit_slot_projection``).
     """
 
     latent_dim: int = 1024
@@ -42,11 +44,14 @@ class VAEConfig:
     channels: tuple[int, ...] = (16, 32, 64, 64)
     hidden_dim: int = 512
     image_size: int = 64
+    projection_rank: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         if len(self.channels) != 4:
             raise ValueError(f"channels must list 4 convolution widths; got {list(self.channels)}")
+        if not 0 <= self.projection_rank <= self.latent_dim:
+            raise ValueError(f"projection_rank must be 0 to latent_dim; got {self.projection_rank}")
         for name in ("latent_dim", "num_features", "hidden_dim", "image_size"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
@@ -182,10 +187,24 @@ class FeatureVAE(
         self.config = config if config is not None else self.config_class()
         self.encoder = Encoder(self.config)
         self.decoder = Decoder(self.config)
+        rank, features, dims = self.config.projection_rank, self.config.num_features, self.config.latent_dim
+        if rank:
+            # Orthonormal columns (zero where a factor needs fewer) and the centre of each slot's subspace.
+            self.register_buffer("slot_basis", torch.zeros(features, dims, rank))
+            self.register_buffer("slot_centre", torch.zeros(features, dims))
 
     def encode(self, images: torch.Tensor) -> Posterior:
         """Encode images in {0, 1}. Shapes: (B, H, W) -> Posterior of (B, F, D)."""
-        return self.encoder(images)
+        posterior = self.encoder(images)
+        if not self.config.projection_rank:
+            return posterior
+        return Posterior(self.project(posterior.mean), posterior.logvar)
+
+    def project(self, slots: torch.Tensor) -> torch.Tensor:
+        """Project each slot onto its factor's subspace. Shapes: (..., F, D) -> (..., F, D)."""
+        offset = slots - self.slot_centre
+        coordinates = torch.einsum("...fd,fdr->...fr", offset, self.slot_basis)  # (..., F, R)
+        return self.slot_centre + torch.einsum("...fr,fdr->...fd", coordinates, self.slot_basis)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Decode summed latents to logits. Shapes: (B, D) -> (B, H, W)."""

@@ -119,7 +119,7 @@ def to_sprite(image: Image.Image | np.ndarray) -> np.ndarray:
     """Convert a picture to a 64x64 sprite in {0, 1}.
 
     Raises:
-        SpriteInputError: if the picture has no ink, or holds ink everywhere.
+        SpriteInputError: if the picture has no ink, or is ink everywhere.
     """
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)

@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--out", type=Path, required=True, help="output HDF5 file; its folder must exist")
     make.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     make.add_argument("--source", type=Path, help="official dSprites .npz or .h5 to take images from (default: the renderer)")
-    make.add_argument("--min-objects", type=int, help="fewest objects per scene (default: 2)")
-    make.add_argument("--max-objects", type=int, help="most objects per scene (default: 5 for scene, 2 for paired-scene)")
+    make.add_argument("--min-objects", type=int, help="minimum objects per scene (default: 2)")
+    make.add_argument("--max-objects", type=int, help="maximum objects per scene (default: 5 for scene, 2 for paired-scene)")
     make.add_argument("--quiet", action="store_true", help="hide the progress bar")
 
     train = commands.add_parser("train", help="train one stage; also runs under torchrun")
@@ -72,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=defaults.lr, help=f"peak learning rate (default: {defaults.lr})")
     train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, help=f"linear warm-up steps (default: {defaults.warmup_steps})")
     train.add_argument("--kl-weight", type=float, default=defaults.kl_weight, help=f"weight of the KL term (default: {defaults.kl_weight})")
+    train.add_argument("--invariance-weight", type=float, default=defaults.invariance_weight, help=f"stage1: weight of the slot invariance term (default: {defaults.invariance_weight})")
     train.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default: {defaults.seed})")
-    train.add_argument("--min-objects", type=int, help="fewest objects per on-the-fly scene")
-    train.add_argument("--max-objects", type=int, help="most objects per on-the-fly scene")
+    train.add_argument("--min-objects", type=int, help="minimum objects per on-the-fly scene")
+    train.add_argument("--max-objects", type=int, help="maximum objects per on-the-fly scene (default: 5)")
     train.add_argument("--max-changed", type=int, help="stage1 on the fly: pairs differ in 1 to this many factors (default: 5; 1 with --data)")
     train.add_argument(
         "--init-from",
@@ -100,10 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--figures", type=Path, help="folder for the figures (default: beside --json)")
     evaluate.add_argument("--seed", type=int, default=12345, help="seed of the samples (default: 12345)")
     evaluate.add_argument("--quiet", action="store_true", help="hide the progress bar")
+    project = commands.add_parser("project-slots", help="fit each stage-1 slot's projection onto its own factor's class means")
+    project.add_argument("--weights", required=True, help="stage-1 weights folder or Hub repo id")
+    project.add_argument("--out", type=Path, required=True, help="folder for the projected model")
+    project.add_argument("--samples", type=_positive_int, default=20_000, help="sprites whose class means are used (default: 20000)")
+    project.add_argument("--seed", type=int, default=0, help="seed of the sprites (default: 0)")
+
     export = commands.add_parser("export", help="copy a run's weights to a folder, evaluate them and write the model card")
     export.add_argument("stage", choices=STAGE_NAMES)
     export.add_argument("--run", type=Path, required=True, help="training output folder")
     export.add_argument("--out", type=Path, required=True, help="weights folder to write, e.g. weights/stage1")
+    export.add_argument("--history", type=Path, nargs="*", default=[], help="earlier run folders the run started from, oldest first")
     export.add_argument("--n", type=_positive_int, default=1000, help="fresh evaluation samples (default: 1000)")
     export.add_argument("--seed", type=int, default=12345, help="seed of the samples (default: 12345)")
     export.add_argument("--quiet", action="store_true", help="hide the progress bar")
@@ -141,10 +149,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.n} {args.dataset} examples to {path}")
         elif args.command == "train":
             _train(args)
+        elif args.command == "project-slots":
+            from vsa_demo.loading import load_stage_model
+
+            from .projection import fit_slot_projection
+
+            model = fit_slot_projection(load_stage_model("stage1", args.weights), args.samples, args.seed)
+            args.out.mkdir(parents=True, exist_ok=True)
+            from .train import save_weights
+
+            save_weights(model, args.out)
+            from .commands import command_line
+
+            with (args.out / "commands.txt").open("a") as file:
+                file.write(command_line() + "\n")
+            print(f"wrote {args.out}")
         elif args.command == "export":
             from .export import export
 
-            export(args.stage, args.run, args.out, args.n, args.seed, progress=not args.quiet)
+            export(args.stage, args.run, args.out, args.n, args.seed, history=args.history, progress=not args.quiet)
             print(f"wrote {args.out}")
         elif args.command == "evaluate":
             from .evaluate import evaluate

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
-import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from vsa_demo.factors import FACTOR_NAMES, FACTOR_SIZES
 from vsa_demo.official import open_source
 
 from . import sampling
+from .commands import command_line
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ def write_dataset(
                 "source": "procedural" if source_path is None else str(Path(source_path).name),
                 "min_objects": low,
                 "max_objects": high,
-                "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+                "command": command_line(),
             }
             file.attrs.update(attrs)
             with tqdm(total=n, desc=f"make-data {name}", unit="ex", disable=not progress) as bar:
@@ -224,7 +223,7 @@ class SpritesDataset(Dataset):
                 attrs = dict(file.attrs)
                 found = attrs.get("dataset")
                 if found != name:
-                    raise ValueError(f"{path} holds the {found!r} dataset; this stage needs {name!r}")
+                    raise ValueError(f"{path} contains the {found!r} dataset; this stage needs {name!r}")
                 if int(attrs.get("format_version", -1)) != FORMAT_VERSION:
                     raise ValueError(
                         f"{path} has format_version {attrs.get('format_version')}; expected {FORMAT_VERSION}, "

@@ -77,8 +77,29 @@ def metric_curve(records: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def _card(stage: str, run: Path, metrics: dict, records: list[dict], train_config: dict) -> str:
-    commands = (run / COMMANDS_NAME).read_text().strip() if (run / COMMANDS_NAME).is_file() else "(not recorded)"
+def read_history(runs: list[Path]) -> tuple[list[str], list[dict]]:
+    """Collect the commands and validation records of consecutive runs, oldest first.
+
+    Images seen and wall time continue across runs, so the records form one curve.
+    """
+    commands, records = [], []
+    seen = wall = 0
+    for run in runs:
+        if (run / COMMANDS_NAME).is_file():
+            commands += [line for line in (run / COMMANDS_NAME).read_text().splitlines() if line.strip()]
+        if not (run / METRICS_NAME).is_file():
+            continue
+        phase = [json.loads(line) for line in (run / METRICS_NAME).read_text().splitlines() if line.strip()]
+        for record in phase:
+            records.append({**record, "images_seen": seen + record["images_seen"], "wall_seconds": wall + record.get("wall_seconds", 0)})
+        if phase:
+            seen += phase[-1]["images_seen"]
+            wall += phase[-1].get("wall_seconds", 0)
+    return commands, records
+
+
+def _card(stage: str, commands: list[str], metrics: dict, records: list[dict], train_config: dict) -> str:
+    commands = "\n".join(commands) or "(not recorded)"
     last = records[-1] if records else {}
     hours = last.get("wall_seconds", 0) / 3600
     lines = [
@@ -97,9 +118,9 @@ def _card(stage: str, run: Path, metrics: dict, records: list[dict], train_confi
         commands,
         "```",
         "",
-        f"- Steps: {last.get('step', '?')}, batch {train_config.get('batch_size')} examples, "
-        f"images seen: {last.get('images_seen', 0):,}",
-        f"- Wall time: {last.get('wall_seconds', 0):,.0f} s ({hours:.2f} h) of training, validation included",
+        f"- Images seen over all runs above: {last.get('images_seen', 0):,} (batch {train_config.get('batch_size')} "
+        "examples, two images per pair or paired scene)",
+        f"- Wall time over all runs: {last.get('wall_seconds', 0):,.0f} s ({hours:.2f} h) of training, validation included",
         f"- Machine: {metrics['machine']}",
         f"- Settings: `train_config.json` beside this card",
         "",
@@ -116,7 +137,7 @@ def _card(stage: str, run: Path, metrics: dict, records: list[dict], train_confi
     return "\n".join(lines)
 
 
-def export(stage: str, run: str | Path, out: str | Path, n: int = 1000, seed: int = 12345, progress: bool = True) -> dict:
+def export(stage: str, run: str | Path, out: str | Path, n: int = 1000, seed: int = 12345, history=(), progress: bool = True) -> dict:
     """Copy a run's weights to ``out``, evaluate them, and write figures and the model card.
 
     Raises:
@@ -132,9 +153,11 @@ def export(stage: str, run: str | Path, out: str | Path, n: int = 1000, seed: in
         for name in ("model.safetensors", "config.json", "train_config.json", METRICS_NAME):
             shutil.copy2(run / name, staging / name)
         metrics = evaluate(stage, str(staging), n, staging / "eval.json", figures=staging, seed=seed, progress=progress)
-        records = [json.loads(line) for line in (run / METRICS_NAME).read_text().splitlines() if line.strip()]
+        commands, records = read_history([Path(p) for p in history] + [run])
+        with (staging / METRICS_NAME).open("w") as file:
+            file.writelines(json.dumps(record) + "\n" for record in records)
         metric_curve(records, staging / "training_curve.png")
-        card = _card(stage, run, metrics, records, json.loads((run / "train_config.json").read_text()))
+        card = _card(stage, commands, metrics, records, json.loads((run / "train_config.json").read_text()))
         figure_lines = ["## Figures", ""]
         for png in sorted(staging.glob("*.png")):
             figure_lines += [f"![{png.stem.replace('_', ' ')}]({png.name})", ""]

@@ -27,13 +27,21 @@ class CrosswiseSwap(nn.Module):
 
     For a pair (A, B) that differs only in the factors of ``mask``, A's latent with those slots
     taken from B must decode to B, and B's latent with those slots taken from A must decode to A.
-    The loss is that crosswise reconstruction plus ``kl_weight`` times the KL term, both per image.
+    The loss is that crosswise reconstruction plus ``kl_weight`` times the KL term, both per image,
+    plus ``invariance_weight`` times the invariance ratio.
+
+    The swap alone lets every slot keep information about every factor as long as the decoder
+    ignores it there. The invariance ratio removes it: for each slot whose factor both images
+    share, the squared distance between their posterior means, divided by twice that slot's
+    variance over the batch. It is 0 when a slot depends on its own factor only, about 1 when it
+    depends on the other factors as much as on its own, and unchanged by rescaling a slot.
     """
 
-    def __init__(self, model: FeatureVAE, kl_weight: float):
+    def __init__(self, model: FeatureVAE, kl_weight: float, invariance_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.kl_weight = kl_weight
+        self.invariance_weight = invariance_weight
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Shapes: images (B, 2, H, W) in {0, 1}; mask (B, F) bool, the changed factors -> dict of scalars."""
@@ -47,7 +55,29 @@ class CrosswiseSwap(nn.Module):
 
         reconstruction = reconstruction_loss(logits, targets)
         kl = posterior.kl().mean()
-        return {"loss": reconstruction + self.kl_weight * kl, "reconstruction": reconstruction, "kl": kl}
+        means = posterior.mean.view(batch, 2, *posterior.mean.shape[1:])  # (B, 2, F, D)
+        invariance = invariance_ratio(means, ~mask)
+        loss = reconstruction + self.kl_weight * kl + self.invariance_weight * invariance
+        return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "invariance": invariance}
+
+
+def invariance_ratio(means: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+    """Mean over slots and dimensions of how much a slot moves between images that share its factor.
+
+    Each dimension is normalised by its own variance over the batch, so information about other
+    factors is penalised as much in a low-variance dimension as in a high-variance one, which is
+    what a linear probe on standardised features would find.
+
+    Shapes:
+        means: (B, 2, F, D) posterior means of both images of each pair; shared: (B, F) bool,
+        True where both images have the same value of the slot's factor -> scalar
+    """
+    flat = means.flatten(0, 1)  # (2B, F, D)
+    variance = flat.var(0, unbiased=False)  # (F, D)
+    distance = (means[:, 0] - means[:, 1]).pow(2)  # (B, F, D)
+    weights = shared.float().unsqueeze(-1)  # (B, F, 1)
+    per_dimension = (distance * weights).sum(0) / weights.sum(0).clamp(min=1.0)  # (F, D)
+    return (per_dimension / (2.0 * variance + 1e-6)).mean()
 
 
 class SceneSum(nn.Module):

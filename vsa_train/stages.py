@@ -1,4 +1,4 @@
-"""What differs between the training stages: model, objective, data and validation."""
+"""Stage definitions: the model, objective, data and validation that differ between stages."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from vsa_demo.official import open_source
 
 from . import sampling
 from .metrics import iou
-from .objectives import BoundSceneSwap, CrosswiseSwap, SceneSum
+from .objectives import BoundSceneSwap, CrosswiseSwap, SceneSum, invariance_ratio
 
 VALIDATION_SEED_OFFSET = 1_000_003  # validation examples use a seed the training never uses
 
@@ -33,7 +33,7 @@ class Stage:
     inputs: Callable
     validation_set: Callable
     validate: Callable
-    default_max_objects: int | None = None  # most objects per on-the-fly example
+    default_max_objects: int | None = None  # maximum objects per on-the-fly example
 
 
 def _paired_validation_set(config) -> dict[str, torch.Tensor]:
@@ -60,7 +60,14 @@ def _validate_stage1(model: FeatureVAE, data: dict[str, torch.Tensor]) -> dict[s
         mixed = torch.where(mask[None, :, None], slots_b, slots_a)
         swap[name] = iou(model.decode_slots(mixed), data["truths"][factor].to(device)).mean().item()
     swap["mean"] = float(np.mean(list(swap.values())))
-    return {"reconstruction_iou": reconstruction, "swap_iou": swap}
+
+    # Invariance: A and "A with factor f from B" share every factor but f.
+    ratios = []
+    for factor in range(NUM_FACTORS):
+        slots_t = model.encode(data["truths"][factor].to(device)).mean
+        shared = (torch.arange(NUM_FACTORS, device=device) != factor).expand(slots_a.shape[0], -1)
+        ratios.append(invariance_ratio(torch.stack([slots_a, slots_t], dim=1), shared).item())
+    return {"reconstruction_iou": reconstruction, "swap_iou": swap, "invariance_ratio": float(np.mean(ratios))}
 
 
 def _stage1_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -105,7 +112,7 @@ def _validate_scenes(model, data: dict) -> dict:
 
 
 def _build_stage3(config):
-    fields = {name: getattr(config.model, name) for name in ("latent_dim", "num_features", "channels", "hidden_dim", "image_size")}
+    fields = {name: getattr(config.model, name) for name in ("latent_dim", "num_features", "channels", "hidden_dim", "image_size", "projection_rank")}
     return BoundSceneVAE(BoundVAEConfig(**fields, max_objects=5, memory_seed=config.seed))
 
 
@@ -114,7 +121,7 @@ STAGES: dict[str, Stage] = {
         dataset="paired",
         images_per_example=2,
         build_model=lambda config: FeatureVAE(config.model),
-        objective=lambda model, config: CrosswiseSwap(model, config.kl_weight),
+        objective=lambda model, config: CrosswiseSwap(model, config.kl_weight, config.invariance_weight),
         inputs=_stage1_inputs,
         validation_set=_paired_validation_set,
         validate=_validate_stage1,

@@ -18,8 +18,6 @@ import json
 import logging
 import math
 import os
-import shlex
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -34,6 +32,7 @@ from tqdm.auto import tqdm
 
 from vsa_demo.model import VAEConfig
 
+from .commands import command_line
 from .datasets import SpritesDataset, collate
 from .stages import STAGES
 
@@ -55,6 +54,8 @@ class TrainConfig:
         lr: peak learning rate of Adam, reached after ``warmup_steps`` and decayed by cosine to
             ``lr * final_lr_fraction``.
         kl_weight: weight of the KL term against the reconstruction, both in nats per image.
+        invariance_weight: stage 1: weight of the invariance ratio, which keeps each slot free of
+            the other factors (see ``objectives.CrosswiseSwap``).
         seed: seed of the model initialisation, the examples and the posterior noise.
         data: HDF5 file from ``make-data``; None draws fresh examples on the fly.
         source: official dSprites file for on-the-fly images instead of the renderer.
@@ -77,6 +78,7 @@ class TrainConfig:
     warmup_steps: int = 500
     final_lr_fraction: float = 0.05
     kl_weight: float = 0.01
+    invariance_weight: float = 0.0
     seed: int = 0
     data: str | None = None
     source: str | None = None
@@ -99,6 +101,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive; got {self.lr}")
+        if self.invariance_weight < 0:
+            raise ValueError(f"invariance_weight must be zero or positive; got {self.invariance_weight}")
         if self.kl_weight < 0:
             raise ValueError(f"kl_weight must be zero or positive; got {self.kl_weight}")
         if self.num_workers < 0:
@@ -364,17 +368,21 @@ def _initial_weights(config: TrainConfig):
 
 
 def _load_initial(model, state: dict, origin: str) -> None:
-    """Copy every encoder and decoder tensor from ``state``; other tensors keep their values."""
+    """Copy every encoder and decoder tensor from ``state``, and any other tensor both share.
+
+    Tensors the model has and ``state`` lacks, such as a new item memory, keep their values.
+    """
     own = model.state_dict()
-    wanted = [key for key in own if key.startswith(("encoder.", "decoder."))]
-    missing = [key for key in wanted if key not in state]
+    required = [key for key in own if key.startswith(("encoder.", "decoder."))]
+    missing = [key for key in required if key not in state]
     if missing:
         raise ValueError(f"--init-from {origin} lacks tensor {missing[0]!r}; it is not a model of this architecture")
-    for key in wanted:
+    shared = [key for key in own if key in state]
+    for key in shared:
         if state[key].shape != own[key].shape:
             raise ValueError(f"--init-from {origin}: tensor {key!r} has shape {tuple(state[key].shape)}, expected {tuple(own[key].shape)}")
-    model.load_state_dict({key: state[key] for key in wanted}, strict=False)
-    logger.info("initialised %d tensors from %s", len(wanted), origin)
+    model.load_state_dict({key: state[key] for key in shared}, strict=False)
+    logger.info("initialised %d tensors from %s", len(shared), origin)
 
 
 def _save_checkpoint(path, model, optimizer, scheduler, step, config, rank, world, wall_seconds) -> None:
@@ -409,9 +417,3 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in lines))
 
 
-def command_line() -> str:
-    """Return the command that started this process, for model cards and file attributes."""
-    return " ".join(shlex.quote(a) for a in ["python", *sys.argv])
-
-
-__all__ = ["TrainConfig", "train", "save_weights", "replace"]
