@@ -175,3 +175,12 @@ def test_cli_bad_arguments_one_line_error(tmp_path, args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "p.h5").exists()
+
+
+def test_written_file_has_default_permissions(tmp_path):
+    import os
+
+    path = write_dataset("paired", 4, tmp_path / "p.h5", seed=0, progress=False)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

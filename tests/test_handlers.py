@@ -16,16 +16,12 @@ def models():
     torch.manual_seed(0)
     model = FeatureVAE(VAEConfig(**SMALL)).eval()
     prototypes, centres = compute_prototypes(model, samples=300)
-    stage3 = BoundSceneVAE(BoundVAEConfig(**SMALL)).eval()
-    prototypes3, centres3 = compute_prototypes(stage3, samples=300)
     return Models(
         stage1=model,
         prototypes=prototypes,
         prototype_centres=centres,
         stage2=FeatureVAE(VAEConfig(**SMALL)).eval(),
-        stage3=stage3,
-        stage3_prototypes=prototypes3,
-        stage3_centres=centres3,
+        stage3=BoundSceneVAE(BoundVAEConfig(**SMALL)).eval(),
     )
 
 

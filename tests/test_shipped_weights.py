@@ -38,3 +38,31 @@ def test_stage1_card_matches_weights():
     for figure in ("swap_grid.png", "probe_matrix.png", "training_curve.png"):
         assert (WEIGHTS / "stage1" / figure).is_file(), figure
         assert figure in card
+
+
+def scene_metrics(name):
+    from vsa_train.evaluate_scenes import evaluate_scene_stage
+
+    return evaluate_scene_stage(name, stage(name), SAMPLES, SEED, Path("/nonexistent"), progress=False, figures_enabled=False)
+
+
+def test_stage2_floors():
+    metrics = scene_metrics("stage2")
+    assert metrics["scene_iou"]["2"] >= 0.75
+    assert metrics["scene_iou"]["5"] >= 0.60
+
+
+def test_stage3_floors():
+    metrics = scene_metrics("stage3")
+    assert metrics["scene_iou"]["2"] >= 0.75
+    assert metrics["scene_iou"]["5"] >= 0.60
+    assert metrics["unbind_accuracy"]["mean"] >= 0.90
+    assert metrics["scene_swap_iou"]["mean"] >= 0.60
+
+
+@pytest.mark.parametrize("name", ["stage2", "stage3"])
+def test_scene_cards_match_weights(name):
+    card = (WEIGHTS / name / "README.md").read_text()
+    assert "scene_iou" in card
+    for figure in ("scenes.png", "training_curve.png"):
+        assert (WEIGHTS / name / figure).is_file(), figure

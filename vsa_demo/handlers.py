@@ -57,8 +57,6 @@ class Models:
     folders: dict[str, Path] = field(default_factory=dict)
     stage2: FeatureVAE | None = None
     stage3: BoundSceneVAE | None = None
-    stage3_prototypes: list[torch.Tensor] | None = None
-    stage3_centres: list[torch.Tensor] | None = None
 
     @property
     def has_scenes(self) -> bool:
@@ -127,8 +125,6 @@ def load_models(weights: str | os.PathLike = "weights") -> Models:
         setattr(models, stage, load_stage_model(stage, stage_root))
         models.folders[stage] = stage_root
         models.cards[stage] = read_card(stage_root)
-    if models.stage3 is not None:
-        models.stage3_prototypes, models.stage3_centres = compute_prototypes(models.stage3)
     return models
 
 
@@ -417,10 +413,8 @@ def scene_handler(models: Models, choices: list[SpriteChoice], feature: str | No
     for k, choice in enumerate(choices):
         row = [f"object {k + 1}"]
         for f in range(NUM_FACTORS):
-            read = models.stage3.memory.read_feature(scene3[0], k, f) - models.stage3_centres[f]
-            scores = torch.nn.functional.cosine_similarity(read[None], models.stage3_prototypes[f], dim=1)
-            best = int(scores.argmax())
-            cell = f"{describe_value(f, best)} ({float(scores[best]):.2f})"
+            best, score = models.stage3.read_values(scene3, k, f)
+            cell = f"{describe_value(f, int(best[0]))} ({float(score[0]):.2f})"
             if choice.classes is not None:
                 cell += f" / {describe_value(f, choice.classes[f])}"
             row.append(cell)

@@ -278,18 +278,34 @@ class BoundSceneVAE(FeatureVAE):
     Each feature vector is bound to its feature placeholder and the results are bundled into an
     object vector; each object vector is bound to its object placeholder and bundled into the
     scene vector, which the decoder draws. Unbinding an object and a feature from a scene vector
-    reads that feature back, up to crosstalk.
+    reads that feature back, up to crosstalk, and cleanup against ``value_codes`` (one learned
+    vector per factor value, the codebook of each feature) names its value.
     """
 
     config_class = BoundVAEConfig
 
     def __init__(self, config: BoundVAEConfig | None = None):
         super().__init__(config)
+        from .factors import FACTOR_SIZES
         from .vsa import ItemMemory
 
         self.memory = ItemMemory(
             self.config.latent_dim, self.config.num_features, self.config.max_objects, self.config.memory_seed
         )
+        # Codebooks for cleanup: value_codes[f] has one D-dimensional vector per class of factor f.
+        self.value_codes = nn.ParameterList(
+            [nn.Parameter(torch.randn(size, self.config.latent_dim) * 0.01) for size in FACTOR_SIZES[: self.config.num_features]]
+        )
+
+    def read_values(self, scene: torch.Tensor, obj: int, feature: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unbind object ``obj`` and feature ``feature`` and clean up against that feature's codebook.
+
+        Shapes:
+            scene: (N, D) -> classes (N,) and cosine similarities (N,)
+        """
+        from .vsa import cleanup
+
+        return cleanup(self.memory.read_feature(scene, obj, feature), self.value_codes[feature])
 
     def scene_vector(self, slots: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         """Compose scene vectors. Shapes: slots (B, K, F, D), present (B, K) -> (B, D)."""

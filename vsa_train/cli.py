@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, help=f"linear warm-up steps (default: {defaults.warmup_steps})")
     train.add_argument("--kl-weight", type=float, default=defaults.kl_weight, help=f"weight of the KL term (default: {defaults.kl_weight})")
     train.add_argument("--invariance-weight", type=float, default=defaults.invariance_weight, help=f"stage1: weight of the slot invariance term (default: {defaults.invariance_weight})")
+    train.add_argument("--readout-weight", type=float, default=defaults.readout_weight, help=f"stage3: weight of the cleanup loss after unbinding (default: {defaults.readout_weight})")
     train.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default: {defaults.seed})")
     train.add_argument("--min-objects", type=int, help="minimum objects per on-the-fly scene")
     train.add_argument("--max-objects", type=int, help="maximum objects per on-the-fly scene (default: 5)")

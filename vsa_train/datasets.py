@@ -24,6 +24,7 @@ from vsa_demo.factors import FACTOR_NAMES, FACTOR_SIZES
 from vsa_demo.official import open_source
 
 from . import sampling
+from .atomic import atomic_path
 from .commands import command_line
 
 logger = logging.getLogger(__name__)
@@ -119,11 +120,10 @@ def write_dataset(
 
     first = sample(name, seed, np.arange(1), source, low, high)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
+        tempfile.TemporaryFile(dir=folder).close()
     except OSError as error:
         raise ValueError(f"output folder {folder} is not writable ({error.strerror}); choose another --out") from error
-    os.close(handle)
-    try:
+    with atomic_path(out) as temporary:
         with h5py.File(temporary, "w") as file:
             arrays = {}
             for key, dtype in SCHEMA[name].items():
@@ -157,10 +157,6 @@ def write_dataset(
                     for key, dataset in arrays.items():
                         dataset[start:start + len(index)] = batch[key].astype(SCHEMA[name][key])
                     bar.update(len(index))
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     logger.info("wrote %d %s examples to %s", n, name, out)
     return out
 

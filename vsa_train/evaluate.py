@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import platform
-import tempfile
 import time
 from itertools import combinations
 from pathlib import Path
@@ -24,6 +23,7 @@ from vsa_demo.model import FeatureVAE
 from vsa_demo.pictures import grid
 from vsa_demo.render import render
 
+from .atomic import atomic_path
 from .metrics import iou
 from .probes import block_disentanglement, chance_accuracy, probe_matrix
 
@@ -163,11 +163,8 @@ def save_probe_matrix(accuracy: np.ndarray, path: Path) -> None:
 
 
 def _write_json(data: dict, path: Path) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "w") as file:
-        json.dump(data, file, indent=2)
-        file.write("\n")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def load_stage(stage: str, weights: str):

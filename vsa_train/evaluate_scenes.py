@@ -9,7 +9,6 @@ import torch
 from tqdm.auto import tqdm
 
 from vsa_demo.factors import FACTOR_NAMES, within_one_bin
-from vsa_demo.handlers import compute_prototypes
 from vsa_demo.model import BoundSceneVAE
 from vsa_demo.official import RendererSource
 from vsa_demo.pictures import grid
@@ -64,11 +63,11 @@ def in_scene_swap_iou(model: BoundSceneVAE, pairs: dict[str, torch.Tensor]) -> d
 
 
 @torch.no_grad()
-def unbind_accuracy(model: BoundSceneVAE, slots: torch.Tensor, present: torch.Tensor, factors: np.ndarray, prototypes, centres) -> dict[str, float]:
+def unbind_accuracy(model: BoundSceneVAE, slots: torch.Tensor, present: torch.Tensor, factors: np.ndarray) -> dict[str, float]:
     """Read every feature of every object back from the scene vector and clean it up.
 
     For object k and feature f, the scene vector is unbound with object placeholder k and feature
-    placeholder f, and the result is compared by cosine with the per-class prototypes of factor f.
+    placeholder f, and the result is compared by cosine with the model's codebook of factor f.
     Shape and scale must match; orientation and positions count within one class, orientation
     modulo the shape's symmetry.
 
@@ -83,11 +82,9 @@ def unbind_accuracy(model: BoundSceneVAE, slots: torch.Tensor, present: torch.Te
             rows = present[:, k]
             if not rows.any():
                 continue
-            read = model.memory.read_feature(scene[rows], k, f) - centres[f]
-            scores = torch.nn.functional.cosine_similarity(read.unsqueeze(1), prototypes[f].unsqueeze(0), dim=-1)
-            predicted = scores.argmax(1).numpy()
+            predicted, _ = model.read_values(scene[rows], k, f)
             truth = factors[rows.numpy(), k]
-            correct.append(within_one_bin(f, truth[:, 0], predicted, truth[:, f]))
+            correct.append(within_one_bin(f, truth[:, 0], predicted.numpy(), truth[:, f]))
         result[name] = float(np.concatenate(correct).mean())
     result["mean"] = float(np.mean([result[name] for name in FACTOR_NAMES]))
     return result
@@ -98,8 +95,12 @@ def save_scene_figure(scenes: np.ndarray, decoded: np.ndarray, path: Path, label
     grid([list(scenes), list(decoded)], list(labels), None, upscale=2).save(path)
 
 
-def evaluate_scene_stage(stage: str, model, n: int, seed: int, figures: Path, progress: bool = True) -> dict:
-    """Measure a stage-2 or stage-3 model on ``n`` fresh scenes of 2 to 5 objects."""
+def evaluate_scene_stage(stage: str, model, n: int, seed: int, figures: Path, progress: bool = True, figures_enabled: bool = True) -> dict:
+    """Measure a stage-2 or stage-3 model on ``n`` fresh scenes of 2 to 5 objects.
+
+    Writes ``scenes.png`` (rendered scenes above their decoding) into ``figures`` unless
+    ``figures_enabled`` is False.
+    """
     source = RendererSource()
     steps = tqdm(total=3 if stage == "stage3" else 1, desc=f"evaluate {stage}", disable=not progress)
     scenes = sampling.sample_scenes(seed, np.arange(n), source, 2, 5)
@@ -112,16 +113,16 @@ def evaluate_scene_stage(stage: str, model, n: int, seed: int, figures: Path, pr
     scene_iou["mean"] = scores.mean().item()
     steps.update()
     order = np.argsort(scenes["n_objects"], kind="stable")
-    show = np.concatenate([order[scenes["n_objects"][order] == count][:2] for count in OBJECT_COUNTS])
-    save_scene_figure(scenes["scene"][show], torch.sigmoid(logits[show]).numpy(), figures / "scenes.png")
+    if figures_enabled:
+        show = np.concatenate([order[scenes["n_objects"][order] == count][:2] for count in OBJECT_COUNTS])
+        save_scene_figure(scenes["scene"][show], torch.sigmoid(logits[show]).numpy(), figures / "scenes.png")
     metrics = {"stage": stage, "samples": n, "seed": seed, "scene_iou": scene_iou}
 
     if stage == "stage3":
         pairs = sampling.sample_paired_scenes(seed + 1, np.arange(n), source, 2, 5)
         metrics["scene_swap_iou"] = in_scene_swap_iou(model, {key: torch.from_numpy(value) for key, value in pairs.items()})
         steps.update()
-        prototypes, centres = compute_prototypes(model)
-        metrics["unbind_accuracy"] = unbind_accuracy(model, slots, present, scenes["factors"], prototypes, centres)
+        metrics["unbind_accuracy"] = unbind_accuracy(model, slots, present, scenes["factors"])
         steps.update()
     steps.close()
     return metrics

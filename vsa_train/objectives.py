@@ -106,12 +106,37 @@ class BoundSceneSwap(nn.Module):
     Scene vectors bundle each object bound to its object placeholder, and objects bundle each
     feature bound to its feature placeholder. A pair of scenes differs in one factor of one
     object; exchanging that object's feature vector must turn each scene vector into the other.
+
+    Reconstruction alone leaves neighbouring values of a feature too close together to be told
+    apart after unbinding from a crowded scene, so ``readout_weight`` adds a cleanup loss: every
+    feature of every object is unbound from its scene vector and classified by cosine similarity
+    (times ``READOUT_SCALE``) against the model's value codebooks, with cross-entropy.
     """
 
-    def __init__(self, model, kl_weight: float):
+    READOUT_SCALE = 10.0
+
+    def __init__(self, model, kl_weight: float, readout_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.kl_weight = kl_weight
+        self.readout_weight = readout_weight
+
+    def readout_loss(self, latents: torch.Tensor, present: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of cleaning up every present (object, feature) read from the scene vector.
+
+        Shapes:
+            latents: (N, K, F, D); present: (N, K); factors: (N, K, F) classes -> scalar
+        """
+        memory = self.model.memory
+        k = latents.shape[1]
+        scene = memory.scene_vector(latents, present)  # (N, D)
+        keys = memory.object_roles[:k, None, :] * memory.feature_roles[None, :, :]  # (K, F, D)
+        reads = F.normalize(scene[:, None, None, :] * keys, dim=-1)  # (N, K, F, D)
+        losses = []
+        for feature, codes in enumerate(self.model.value_codes):
+            logits = self.READOUT_SCALE * reads[:, :, feature] @ F.normalize(codes, dim=-1).T  # (N, K, C)
+            losses.append(F.cross_entropy(logits[present], factors[..., feature][present]))
+        return torch.stack(losses).mean()
 
     def forward(
         self,
@@ -120,8 +145,10 @@ class BoundSceneSwap(nn.Module):
         changed_object: torch.Tensor,
         changed_factor: torch.Tensor,
         scenes: torch.Tensor,
+        factors: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Shapes: objects (B, 2, K, H, W); n_objects, changed_* (B,); scenes (B, 2, H, W)."""
+        """Shapes: objects (B, 2, K, H, W); n_objects, changed_* (B,); scenes (B, 2, H, W);
+        factors (B, 2, K, 5) classes, needed when ``readout_weight`` is above 0."""
         batch, _, k, height, width = objects.shape
         present = torch.arange(k, device=objects.device) < n_objects[:, None]  # (B, K)
         both = present.repeat_interleave(2, dim=0)  # (2B, K), scene order b0s0, b0s1, b1s0, ...
@@ -139,4 +166,10 @@ class BoundSceneSwap(nn.Module):
 
         reconstruction = reconstruction_loss(logits, targets)
         kl = posterior.kl().mean()
-        return {"loss": reconstruction + self.kl_weight * kl, "reconstruction": reconstruction, "kl": kl}
+        loss = reconstruction + self.kl_weight * kl
+        parts = {"reconstruction": reconstruction, "kl": kl}
+        if self.readout_weight:
+            readout = self.readout_loss(latents.flatten(0, 1), both, factors.flatten(0, 1).clamp(min=0))
+            loss = loss + self.readout_weight * readout
+            parts["readout"] = readout
+        return {"loss": loss, **parts}

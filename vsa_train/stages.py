@@ -104,10 +104,10 @@ def _validate_scenes(model, data: dict) -> dict:
     result = {"scene_iou": {str(n): scores[counts == n].mean().item() for n in counts.unique().tolist()}}
     result["scene_iou"]["mean"] = scores.mean().item()
     if "pairs" in data:
-        from .evaluate_scenes import in_scene_swap_iou
+        from .evaluate_scenes import in_scene_swap_iou, unbind_accuracy
 
-        swap = in_scene_swap_iou(model, data["pairs"])
-        result["scene_swap_iou"] = swap
+        result["scene_swap_iou"] = in_scene_swap_iou(model, data["pairs"])
+        result["unbind_accuracy"] = unbind_accuracy(model, slots.cpu(), present.cpu(), data["factors"].numpy())
     return result
 
 
@@ -140,13 +140,14 @@ STAGES: dict[str, Stage] = {
         dataset="paired-scene",
         images_per_example=2,
         build_model=_build_stage3,
-        objective=lambda model, config: BoundSceneSwap(model, config.kl_weight),
+        objective=lambda model, config: BoundSceneSwap(model, config.kl_weight, config.readout_weight),
         inputs=lambda batch: {
             "objects": batch["objects"],
             "n_objects": batch["n_objects"],
             "changed_object": batch["changed_object"],
             "changed_factor": batch["changed_factor"],
             "scenes": batch["scenes"],
+            "factors": batch["factors"],
         },
         validation_set=_scene_validation_set,
         validate=_validate_scenes,

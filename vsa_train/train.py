@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from vsa_demo.model import VAEConfig
 
+from .atomic import atomic_path
 from .commands import command_line
 from .datasets import SpritesDataset, collate
 from .stages import STAGES
@@ -56,6 +57,8 @@ class TrainConfig:
         kl_weight: weight of the KL term against the reconstruction, both in nats per image.
         invariance_weight: stage 1: weight of the invariance ratio, which keeps each slot free of
             the other factors (see ``objectives.CrosswiseSwap``).
+        readout_weight: stage 3: weight of the cleanup loss on features unbound from scene
+            vectors (see ``objectives.BoundSceneSwap``).
         seed: seed of the model initialisation, the examples and the posterior noise.
         data: HDF5 file from ``make-data``; None draws fresh examples on the fly.
         source: official dSprites file for on-the-fly images instead of the renderer.
@@ -79,6 +82,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.05
     kl_weight: float = 0.01
     invariance_weight: float = 0.0
+    readout_weight: float = 50.0
     seed: int = 0
     data: str | None = None
     source: str | None = None
@@ -159,14 +163,8 @@ class StepSampler(Sampler):
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         torch.save(obj, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_weights(model, out: Path) -> None:
