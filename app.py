@@ -1,7 +1,7 @@
 """dSprites VSA: encode sprites into feature vectors, swap them, sketch your own.
 
-Run `python app.py`; it serves on http://127.0.0.1:7860 unless GRADIO_SERVER_NAME or
-GRADIO_SERVER_PORT say otherwise. VSA_WEIGHTS names the weights folder or Hub repo id
+Run `python app.py` to serve on http://127.0.0.1:7860; GRADIO_SERVER_NAME and
+GRADIO_SERVER_PORT change the address and port. VSA_WEIGHTS names the weights folder or Hub repo id
 (default: weights).
 """
 

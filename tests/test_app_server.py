@@ -48,7 +48,8 @@ def test_swap_endpoint_by_keyword(client):
         b_shape="ellipse", b_scale=0.5, b_orientation=0.0, b_x=0.8, b_y=0.5,
         api_name="/swap",
     )
-    assert "posX" in summary and "IoU" in summary
+    assert "posX" in summary
+    assert "IoU" in summary
     decoded, expected = read(result) > 127, read(truth) > 127
     assert (decoded & expected).sum() / (decoded | expected).sum() > 0.5
     columns = np.nonzero(expected)[1]
@@ -78,7 +79,8 @@ def test_scene_endpoint(client):
 def test_scene_endpoint_five_objects_without_exchange(client):
     outputs = client.predict(5, "none", "1", "2", api_name="/scene")
     assert len(outputs[5]["data"]) == 5
-    assert outputs[3] is None and outputs[4] is None
+    assert outputs[3] is None
+    assert outputs[4] is None
 
 
 def test_bad_input_reported(client):
@@ -90,7 +92,8 @@ def test_missing_weights_clear_message(tmp_path):
     env = dict(os.environ, VSA_WEIGHTS=str(tmp_path / "nowhere"), GRADIO_ANALYTICS_ENABLED="False")
     result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert "nowhere" in result.stderr and "train" in result.stderr
+    assert "nowhere" in result.stderr
+    assert "train" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -101,4 +104,5 @@ def test_broken_weights_clear_message(tmp_path):
     env = dict(os.environ, VSA_WEIGHTS=str(tmp_path), GRADIO_ANALYTICS_ENABLED="False")
     result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert "model.safetensors" in result.stderr and "Traceback" not in result.stderr
+    assert "model.safetensors" in result.stderr
+    assert "Traceback" not in result.stderr

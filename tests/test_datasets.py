@@ -28,7 +28,9 @@ def test_paired_rows_differ_in_changed_factor(tmp_path):
     assert np.array_equal(arrays["images"].reshape(-1, 64, 64), render(flat))
     assert attrs["factor_names"].tolist() == ["shape", "scale", "orientation", "posX", "posY"]
     assert attrs["factor_sizes"].tolist() == [3, 6, 40, 32, 32]
-    assert attrs["seed"] == 3 and attrs["format_version"] == 1 and attrs["source"] == "procedural"
+    assert attrs["seed"] == 3
+    assert attrs["format_version"] == 1
+    assert attrs["source"] == "procedural"
     assert "make-data" in attrs["command"] or "pytest" in attrs["command"]
 
 
@@ -43,7 +45,9 @@ def test_scenes_are_union_of_disjoint_objects(tmp_path):
     assert objects.sum(axis=1).max() <= 1, "two objects share a pixel"
     assert np.array_equal(objects.max(axis=1), arrays["scene"])
     n = arrays["n_objects"]
-    assert n.min() >= 2 and n.max() <= 5 and len(np.unique(n)) == 4
+    assert n.min() >= 2
+    assert n.max() <= 5
+    assert len(np.unique(n)) == 4
     for i in range(len(n)):
         assert (arrays["factors"][i, n[i]:] == -1).all()
         assert (arrays["factors"][i, :n[i]] >= 0).all()
@@ -124,7 +128,8 @@ def test_dataset_reads_file_lazily_with_workers(tmp_path):
     arrays, _ = read(path)
     assert np.array_equal(images.numpy(), arrays["images"])
     item = dataset[7]
-    assert item["images"].shape == (2, 64, 64) and int(item["changed"]) == int(arrays["changed"][7])
+    assert item["images"].shape == (2, 64, 64)
+    assert int(item["changed"]) == int(arrays["changed"][7])
 
 
 def test_dataset_on_the_fly_matches_file(tmp_path):

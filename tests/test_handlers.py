@@ -50,11 +50,14 @@ def test_values_round_trip_through_ui():
 
 def test_encode_outputs(models):
     sprite, reconstruction, heatmap, rows = encode_handler(models, SpriteChoice(classes=(2, 5, 0, 10, 20)))
-    assert sprite.shape == (256, 256) and reconstruction.shape == (256, 256)
+    assert sprite.shape == (256, 256)
+    assert reconstruction.shape == (256, 256)
     assert np.array_equal(sprite[::4, ::4] // 255, render_one(2, 5, 0, 10, 20))
-    assert heatmap.ndim == 3 and heatmap.shape[2] == 3
+    assert heatmap.ndim == 3
+    assert heatmap.shape[2] == 3
     assert [row[0] for row in rows] == ["shape", "scale", "orientation", "posX", "posY"]
-    assert rows[0][3] == "heart" and rows[3][3] == "0.323"
+    assert rows[0][3] == "heart"
+    assert rows[3][3] == "0.323"
     assert all(-1.0 <= row[2] <= 1.0 for row in rows)
 
 
@@ -64,7 +67,8 @@ def test_swap_nothing_decodes_a(models):
     plain = encode_handler(models, a)[1]
     assert np.array_equal(result, plain)
     assert np.array_equal(truth, shown_a)
-    assert "nothing" in summary and "IoU" in summary
+    assert "nothing" in summary
+    assert "IoU" in summary
 
 
 def test_swap_everything_decodes_b(models):
@@ -87,7 +91,8 @@ def test_swap_with_custom_image_has_no_truth(models):
     a = SpriteChoice.from_ui("image", "heart", 1.0, 0.0, 0.5, 0.5, custom)
     b = SpriteChoice(classes=(2, 1, 9, 20, 25))
     _, _, result, truth, summary = swap_handler(models, a, b, ["shape"])
-    assert truth is None and "custom image" in summary
+    assert truth is None
+    assert "custom image" in summary
     assert result.shape == (256, 256)
 
 
@@ -120,11 +125,13 @@ def test_scene_outputs(models):
     expected = np.maximum.reduce([render_one(*c.classes) for c in choices])
     assert np.array_equal(truth[::4, ::4] // 255, expected)
     assert stage2.shape == stage3.shape == (256, 256)
-    assert swapped is None and swapped_truth is None
+    assert swapped is None
+    assert swapped_truth is None
     assert [row[0] for row in readout] == ["object 1", "object 2", "object 3"]
     assert all(len(row) == 6 for row in readout)
     assert readout[1][1].endswith("/ ellipse")
-    assert "stage 2" in summary and "overlap" not in summary
+    assert "stage 2" in summary
+    assert "overlap" not in summary
 
 
 def test_scene_exchange_truth(models):

@@ -26,7 +26,8 @@ def test_output_shapes():
 def test_exchange_with_itself_is_identity():
     latents = torch.randn(4, 5, 16)
     a, b = exchange_slots(latents, latents, torch.tensor([True, False, True, False, False]))
-    assert torch.equal(a, latents) and torch.equal(b, latents)
+    assert torch.equal(a, latents)
+    assert torch.equal(b, latents)
 
 
 def test_exchange_moves_only_masked_slots():

@@ -38,9 +38,12 @@ def test_dockerfile_matches_readme_and_ci():
         assert torch in text
         assert "-r requirements.txt" in text
     assert re.search(r"pip install[^\n]*" + re.escape(torch) + r"[^\n]*&&[^\n]*\n?[^\n]*-r requirements.txt", docker)
-    assert 'CMD ["python", "app.py"]' in docker and "python app.py" in readme
-    assert "--uid 1000" in docker and re.search(r"^USER user$", docker, re.M)
-    assert "GRADIO_SERVER_NAME=0.0.0.0" in docker and "GRADIO_SERVER_PORT=7860" in docker
+    assert 'CMD ["python", "app.py"]' in docker
+    assert "python app.py" in readme
+    assert "--uid 1000" in docker
+    assert re.search(r"^USER user$", docker, re.M)
+    assert "GRADIO_SERVER_NAME=0.0.0.0" in docker
+    assert "GRADIO_SERVER_PORT=7860" in docker
     assert "EXPOSE 7860" in docker
 
 
@@ -48,7 +51,8 @@ def test_ci_runs_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "bash .ci/run" in readme
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pytest" in ci and "set -euo pipefail" in ci
+    assert "pytest" in ci
+    assert "set -euo pipefail" in ci
 
 
 def test_torch_installed_before_requirements():

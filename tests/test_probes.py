@@ -51,4 +51,5 @@ def test_chance_counts_neighbouring_bins():
     assert chance[0] == pytest.approx(1 / 3, abs=0.02)
     assert chance[1] == pytest.approx(1 / 6, abs=0.02)
     assert chance[3] == pytest.approx(3 / 32, abs=0.02)
-    assert FACTOR_SIZES[2] == 40 and 0.05 < chance[2] < 0.3
+    assert FACTOR_SIZES[2] == 40
+    assert 0.05 < chance[2] < 0.3

@@ -34,7 +34,8 @@ def test_stage1_floors():
 
 def test_stage1_card_matches_weights():
     card = (WEIGHTS / "stage1" / "README.md").read_text()
-    assert "reconstruction_iou" in card and "swap_iou" in card
+    assert "reconstruction_iou" in card
+    assert "swap_iou" in card
     for figure in ("swap_grid.png", "probe_matrix.png", "training_curve.png"):
         assert (WEIGHTS / "stage1" / figure).is_file(), figure
         assert figure in card

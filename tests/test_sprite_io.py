@@ -50,12 +50,15 @@ def test_ink_polarity_follows_border(corpus):
     dark_on_light = sprite_from_file(corpus["mode_RGB.png"])
     light_on_dark = sprite_from_file(corpus["light_on_dark.png"])
     assert np.array_equal(dark_on_light, light_on_dark)
-    assert dark_on_light[32, 32] == 1 and dark_on_light[0, 0] == 0
+    assert dark_on_light[32, 32] == 1
+    assert dark_on_light[0, 0] == 0
 
 
 def test_transparent_pixels_are_background(corpus):
     sprite = sprite_from_file(corpus["transparent.png"])
-    assert sprite[28, 28] == 1 and sprite[5, 5] == 0 and sprite[60, 60] == 0
+    assert sprite[28, 28] == 1
+    assert sprite[5, 5] == 0
+    assert sprite[60, 60] == 0
 
 
 def test_exif_orientation_applied(corpus):
@@ -92,7 +95,8 @@ def test_sketch_strokes_become_sprite():
     composite = np.full((320, 320), 255, dtype=np.uint8)
     composite[100:220, 140:180] = 0  # a dark bar drawn on white
     sprite = sprite_from_sketch({"composite": composite})
-    assert sprite[40, 32] == 1 and sprite[10, 10] == 0
+    assert sprite[40, 32] == 1
+    assert sprite[10, 10] == 0
     assert sprite.sum() == (120 // 5) * (40 // 5)  # 320 pixels shrink 5 times to 64
 
 
@@ -100,10 +104,11 @@ def test_upload_handler_never_raises(corpus):
     from vsa_demo.ui import _from_upload
 
     for name, path in corpus.items():
-        shown, message, sprite = _from_upload(str(path))
+        picture, message, sprite = _from_upload(str(path))
         if name.endswith(".bad"):
-            assert shown is None and sprite is None, name
+            assert picture is None, name
+            assert sprite is None, name
             assert message.startswith("**Cannot use this file:**"), name
         else:
-            assert shown.shape == (256, 256), name
+            assert picture.shape == (256, 256), name
             assert message.startswith("Sprite ready"), name

@@ -111,7 +111,8 @@ def test_resume_without_checkpoint_fails_cleanly(tmp_path):
     process = run_train(tmp_path / "new", "--steps", "5", "--resume", wait=False)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
-    assert "no checkpoint" in stderr and "Traceback" not in stderr
+    assert "no checkpoint" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_resume_with_other_settings_fails_cleanly(tmp_path):
@@ -120,7 +121,8 @@ def test_resume_with_other_settings_fails_cleanly(tmp_path):
     process = run_train(tmp_path / "run", "--steps", "8", "--batch-size", "8", "--resume", "--checkpoint-every", "2", wait=False)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
-    assert "batch_size" in stderr and "Traceback" not in stderr
+    assert "batch_size" in stderr
+    assert "Traceback" not in stderr
 
 
 def free_port():

@@ -46,7 +46,7 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def exif_rotated_jpeg() -> bytes:
-    # A mark at the top of the stored pixels; EXIF orientation 6 says "rotate 90 degrees clockwise
+    # A mark at the top of the stored pixels; EXIF orientation 6 means "rotate 90 degrees clockwise
     # to display", which puts the mark on the right.
     image = Image.new("L", (100, 100), 255)
     ImageDraw.Draw(image).rectangle((30, 5, 70, 30), fill=0)
