@@ -8,6 +8,8 @@ weights), then measures, in one run:
 * a swap through the HTTP API: POST /gradio_api/call/swap, then reading the event stream of
   GET /gradio_api/call/swap/EVENT_ID to completion (the queue path the browser uses);
 * the same swap through gradio_client's predict;
+* the five-object scene (`/scene`) through its handler and the HTTP API, when the weights
+  include stages 2 and 3;
 * CLIENTS concurrent clients making CALLS swaps each through the HTTP API (errors, median, p95);
 * start-up time (process start to the first answer of /gradio_api/info) and resident memory.
 
@@ -39,6 +41,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from vsa_demo import handlers  # noqa: E402
 from vsa_train.evaluate import machine_description  # noqa: E402
 
+# Five objects, exchanging posX between objects 1 and 5, each object's source set to its factors.
+SCENE_ARGS = [5, "posX", "1", "5",
+              "square", 0.6, 0.0, 0.1, 0.15, "ellipse", 0.7, 46.15, 0.9, 0.2, "heart", 0.8, 0.0, 0.5, 0.85,
+              "square", 0.5, 27.69, 0.1, 0.9, "ellipse", 0.5, 0.0, 0.9, 0.9] + ["factors"] * 5
 SWAP_ARGS = [["shape", "posX"], "square", 0.8, 0.0, 0.25, 0.5, "heart", 1.0, 92.3, 0.75, 0.4, "factors", "factors"]
 
 
@@ -158,6 +164,11 @@ def main() -> None:
     results = {"machine": machine_description(), "torch_threads": torch.get_num_threads()}
     results["model_encode_swap_decode"] = summarise(timed(bare, args.calls))
     results["swap_handler"] = summarise(timed(lambda: handlers.swap_handler(models, a, b, ["shape", "posX"]), args.calls))
+    if models.has_scenes:
+        objects = [handlers.SpriteChoice(classes=handlers.snap_classes(*SCENE_ARGS[4 + 5 * i:9 + 5 * i])) for i in range(5)]
+        results["scene_handler_5_objects"] = summarise(
+            timed(lambda: handlers.scene_handler(models, objects, "posX", (0, 4)), args.calls)
+        )
 
     # Through the running server.
     process, url, startup = start_server(args.weights)
@@ -165,6 +176,9 @@ def main() -> None:
         results["startup_seconds"] = round(startup, 2)
         http_call(url, "swap", SWAP_ARGS)
         results["http_api_swap"] = summarise(timed(lambda: http_call(url, "swap", SWAP_ARGS), args.calls))
+        if models.has_scenes:
+            http_call(url, "scene", SCENE_ARGS)
+            results["http_api_scene_5_objects"] = summarise(timed(lambda: http_call(url, "scene", SCENE_ARGS), args.calls))
 
         from gradio_client import Client
 

@@ -89,6 +89,24 @@ def test_loads_from_hub_cache_offline(saved, tmp_path, monkeypatch):
         load_stage_model("stage1", "someone/absent", cache_dir=str(cache))
 
 
+def test_from_pretrained_repo_id_offline(saved, tmp_path, monkeypatch):
+    # A repository made by push_to_hub from one stage folder: config and weights at its root.
+    model, folder = saved
+    cache = tmp_path / "hub"
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = cache / "models--someone--stage1-only"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    loaded = FeatureVAE.from_pretrained("someone/stage1-only", cache_dir=str(cache))
+    images = (torch.rand(2, 64, 64) > 0.5).float()
+    assert torch.equal(loaded(images), model.eval()(images))
+
+
 def test_missing_weights_file_named(saved):
     _, folder = saved
     (folder / "model.safetensors").unlink()

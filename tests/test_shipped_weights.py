@@ -53,6 +53,9 @@ def test_stage2_floors():
     assert metrics["scene_iou"]["5"] >= 0.60
 
 
+# NOTE: the shipped stage-3 weights are below these floors (see weights/stage3/README.md); strict
+# xfail turns into a failure once they are met, so the mark must then be removed.
+@pytest.mark.xfail(strict=True, reason="shipped stage-3 weights are below the scene and unbinding floors")
 def test_stage3_floors():
     metrics = scene_metrics("stage3")
     assert metrics["scene_iou"]["2"] >= 0.75

@@ -7,14 +7,12 @@ carry API names: ``/render``, ``/encode`` and ``/swap``.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 from PIL import Image
 
 from . import handlers
@@ -189,7 +187,7 @@ def build_demo(models: Models) -> gr.Blocks:
         for button, picker, tab in ((to_encode, encode_picker, "encode"), (to_a, picker_a, "swap"), (to_b, picker_b, "swap")):
             button.click(partial(_send, tab=tab), sketch_sprite, [picker.custom, picker.source, tabs], api_visibility="private")
         if scene is not None:
-            wire_scene(models, scene)
+            wire_scene(models, scene, demo)
             outputs = [p.custom for p in scene.pickers] + [p.source for p in scene.pickers] + [scene.count, tabs]
             to_scene.click(_send_to_scene, [sketch_sprite, scene_slot, scene.count], outputs, api_visibility="private")
     return demo
@@ -257,7 +255,7 @@ def scene_tab(models: Models) -> SceneControls:
     return SceneControls(count, feature, first, second, random, pickers, columns, [truth, stage2, stage3, swapped, swapped_truth, readout, summary])
 
 
-def wire_scene(models: Models, controls: SceneControls) -> None:
+def wire_scene(models: Models, controls: SceneControls, demo: gr.Blocks) -> None:
     """Connect the Scene tab: live updates, the object count, random scenes and ``/scene``."""
 
     def scene(count=3, feature="none", first="1", second="2", *values):
@@ -280,6 +278,7 @@ def wire_scene(models: Models, controls: SceneControls) -> None:
     triggers = [controls.count.change, controls.feature.change, controls.first.change, controls.second.change]
     triggers += [t for p in pickers for t in p.triggers]
     gr.on(triggers, scene, inputs, controls.outputs, api_name="scene", **LIVE)
+    demo.load(scene, inputs, controls.outputs, api_visibility="private")
 
     def show(count):
         return [gr.Column(visible=i < int(count)) for i in range(MAX_SCENE_OBJECTS)]
@@ -359,5 +358,3 @@ def about_tab(models: Models) -> None:
 def _strip_images(markdown: str) -> str:
     return re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", markdown)
 
-
-__all__ = ["build_demo", "sprite_picker", "math", "np"]

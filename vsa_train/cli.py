@@ -21,7 +21,8 @@ from .datasets import DATASET_NAMES
 logger = logging.getLogger("vsa_train")
 
 STAGE_NAMES = ("stage1", "stage2", "stage3")
-INIT_DEFAULTS = {"stage2": "weights/stage1", "stage3": "weights/stage2"}
+# Stage 3 starts from stage 1: stage 2's plain sum lets slots mix factors again.
+INIT_DEFAULTS = {"stage2": "weights/stage1", "stage3": "weights/stage1"}
 
 
 def _positive_int(text: str) -> int:
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=defaults.lr, help=f"peak learning rate (default: {defaults.lr})")
     train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, help=f"linear warm-up steps (default: {defaults.warmup_steps})")
     train.add_argument("--kl-weight", type=float, default=defaults.kl_weight, help=f"weight of the KL term (default: {defaults.kl_weight})")
-    train.add_argument("--invariance-weight", type=float, default=defaults.invariance_weight, help=f"stage1: weight of the slot invariance term (default: {defaults.invariance_weight})")
+    train.add_argument("--invariance-weight", type=float, default=defaults.invariance_weight, help=f"stages 1 and 3: weight of the slot invariance term (default: {defaults.invariance_weight})")
     train.add_argument("--readout-weight", type=float, default=defaults.readout_weight, help=f"stage3: weight of the cleanup loss after unbinding (default: {defaults.readout_weight})")
     train.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default: {defaults.seed})")
     train.add_argument("--min-objects", type=int, help="minimum objects per on-the-fly scene")
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--init-from",
         help="stage folder or Hub repo id whose encoder and decoder to start from, or 'none' "
-        "(default: weights/stage1 for stage2, weights/stage2 for stage3, none for stage1)",
+        "(default: weights/stage1 for stages 2 and 3, none for stage1)",
     )
     train.add_argument("--checkpoint-every", type=_positive_int, default=defaults.checkpoint_every, help=f"steps between checkpoints (default: {defaults.checkpoint_every})")
     train.add_argument("--eval-every", type=_positive_int, default=defaults.eval_every, help=f"steps between validations (default: {defaults.eval_every})")

@@ -39,8 +39,9 @@ STAGE_SUMMARIES = {
         "Each feature vector is bound (elementwise product) to a fixed bipolar feature placeholder and the "
         "results bundled (summed) into an object vector; each object vector is bound to an object placeholder "
         "and bundled into the scene vector, which the decoder draws. Training exchanges one feature of one "
-        "object between two scene vectors and reconstructs crosswise. The placeholders are buffers in "
-        "model.safetensors."
+        "object between two scene vectors and reconstructs crosswise, and a cleanup loss teaches a codebook "
+        "of one vector per factor value to name every feature unbound from a scene vector. The placeholders "
+        "and the codebooks are stored in model.safetensors."
     ),
 }
 
@@ -153,6 +154,8 @@ def export(stage: str, run: str | Path, out: str | Path, n: int = 1000, seed: in
         for name in ("model.safetensors", "config.json", "train_config.json", METRICS_NAME):
             shutil.copy2(run / name, staging / name)
         metrics = evaluate(stage, str(staging), n, staging / "eval.json", figures=staging, seed=seed, progress=progress)
+        metrics["weights"] = str(out)  # where the folder ends up, not the staging name
+        (staging / "eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
         commands, records = read_history([Path(p) for p in history] + [run])
         with (staging / METRICS_NAME).open("w") as file:
             file.writelines(json.dumps(record) + "\n" for record in records)

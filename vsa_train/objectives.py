@@ -111,15 +111,19 @@ class BoundSceneSwap(nn.Module):
     apart after unbinding from a crowded scene, so ``readout_weight`` adds a cleanup loss: every
     feature of every object is unbound from its scene vector and classified by cosine similarity
     (times ``READOUT_SCALE``) against the model's value codebooks, with cross-entropy.
+
+    ``invariance_weight`` adds the stage-1 invariance ratio for the changed object, whose slots
+    other than the changed one should not move between the two scenes.
     """
 
     READOUT_SCALE = 10.0
 
-    def __init__(self, model, kl_weight: float, readout_weight: float = 0.0):
+    def __init__(self, model, kl_weight: float, readout_weight: float = 0.0, invariance_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.kl_weight = kl_weight
         self.readout_weight = readout_weight
+        self.invariance_weight = invariance_weight
 
     def readout_loss(self, latents: torch.Tensor, present: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of cleaning up every present (object, feature) read from the scene vector.
@@ -172,4 +176,11 @@ class BoundSceneSwap(nn.Module):
             readout = self.readout_loss(latents.flatten(0, 1), both, factors.flatten(0, 1).clamp(min=0))
             loss = loss + self.readout_weight * readout
             parts["readout"] = readout
+        if self.invariance_weight:
+            means = posterior.mean.view(batch, 2, k, features, -1)  # (B, 2, K, F, D)
+            changed = means[torch.arange(batch), :, changed_object]  # (B, 2, F, D)
+            shared = ~F.one_hot(changed_factor, features).bool()
+            invariance = invariance_ratio(changed, shared)
+            loss = loss + self.invariance_weight * invariance
+            parts["invariance"] = invariance
         return {"loss": loss, **parts}

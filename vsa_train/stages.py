@@ -140,7 +140,7 @@ STAGES: dict[str, Stage] = {
         dataset="paired-scene",
         images_per_example=2,
         build_model=_build_stage3,
-        objective=lambda model, config: BoundSceneSwap(model, config.kl_weight, config.readout_weight),
+        objective=lambda model, config: BoundSceneSwap(model, config.kl_weight, config.readout_weight, config.invariance_weight),
         inputs=lambda batch: {
             "objects": batch["objects"],
             "n_objects": batch["n_objects"],
