@@ -4,7 +4,7 @@ The encoder (4 strided convolutions, 2 linear layers) gives the posterior mean a
 one D-dimensional vector per factor, in the order shape, scale, orientation, posX, posY. An
 object's latent is the sum of its feature vectors, and the decoder (2 linear layers, 4 transposed
 convolutions) draws 64x64 logits from any D-dimensional vector. Because the decoder only ever
-sees a sum, feature vectors can be exchanged between objects before decoding.
+receives a sum, feature vectors can be exchanged between objects before decoding.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class VAEConfig:
         """Read a config file, ignoring keys this version does not know.
 
         Raises:
-            WeightsError: if the file is not valid JSON or holds invalid settings.
+            WeightsError: if the file is not valid JSON or contains invalid settings.
         """
         try:
             data = json.loads(Path(path).read_text())
@@ -276,7 +276,7 @@ class BoundSceneVAE(FeatureVAE):
     """The stage-3 model: objects bundle their bound features, scenes bundle their bound objects.
 
     Each feature vector is bound to its feature placeholder and the results are bundled into an
-    object vector; each object vector is bound to its object placeholder and bundled into the
+    object vector. Each object vector is bound to its object placeholder and bundled into the
     scene vector, which the decoder draws. Unbinding an object and a feature from a scene vector
     reads that feature back, up to crosstalk, and cleanup against ``value_codes`` (one learned
     vector per factor value, the codebook of each feature) names its value.

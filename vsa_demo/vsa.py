@@ -2,8 +2,8 @@
 
 Binding is elementwise multiplication, bundling is addition, and similarity is the cosine. Random
 bipolar placeholder (role) vectors are their own inverse under binding, so unbinding is binding
-again, and in high dimensions distinct placeholders are nearly orthogonal, so the items of a
-bundle can be read back by unbinding followed by cleanup against a codebook.
+again. In high dimensions distinct placeholders are nearly orthogonal, so the items of a bundle
+can be read back by unbinding followed by cleanup against a codebook.
 
 Example:
     >>> generator = torch.Generator().manual_seed(0)

@@ -1,8 +1,8 @@
 """``python -m vsa_train export``: turn a training run into a shipped weights folder.
 
-Copies the final weights and config of a run, evaluates them on fresh samples, draws the metric
-curve from the run's validation log, and writes the model card (``README.md``) with the training
-commands, images seen, wall time, machine and the evaluation JSON.
+Copies the final weights and config of a run and evaluates them on fresh samples. Draws the
+metric curve from the validation logs of the run and its history, and writes the model card
+(``README.md``) with the training commands, images seen, wall time, machine and evaluation JSON.
 """
 
 from __future__ import annotations

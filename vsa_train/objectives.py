@@ -1,6 +1,6 @@
 """Training objectives, one module per stage, each returning the loss and its parts.
 
-The loss is computed inside ``forward`` so that DistributedDataParallel sees every parameter use
+The loss is computed inside ``forward`` so that DistributedDataParallel tracks every parameter use
 and averages gradients across processes.
 """
 
@@ -107,10 +107,11 @@ class BoundSceneSwap(nn.Module):
     feature bound to its feature placeholder. A pair of scenes differs in one factor of one
     object; exchanging that object's feature vector must turn each scene vector into the other.
 
-    Reconstruction alone leaves neighbouring values of a feature too close together to be told
-    apart after unbinding from a crowded scene, so ``readout_weight`` adds a cleanup loss: every
+    Reconstruction alone leaves neighbouring values of a feature too close together to be
+    distinguished after unbinding from a crowded scene, so ``readout_weight`` adds a cleanup loss: every
     feature of every object is unbound from its scene vector and classified by cosine similarity
-    (times ``READOUT_SCALE``) against the model's value codebooks, with cross-entropy.
+    (times a learned scale that starts at ``READOUT_SCALE``) against the model's value codebooks,
+    with cross-entropy.
 
     ``invariance_weight`` adds the stage-1 invariance ratio for the changed object, whose slots
     other than the changed one should not move between the two scenes.
@@ -124,6 +125,8 @@ class BoundSceneSwap(nn.Module):
         self.kl_weight = kl_weight
         self.readout_weight = readout_weight
         self.invariance_weight = invariance_weight
+        # The cosine scale only sharpens the softmax during training; cleanup takes the argmax.
+        self.log_readout_scale = nn.Parameter(torch.tensor(float(self.READOUT_SCALE)).log())
 
     def readout_loss(self, latents: torch.Tensor, present: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of cleaning up every present (object, feature) read from the scene vector.
@@ -138,7 +141,7 @@ class BoundSceneSwap(nn.Module):
         reads = F.normalize(scene[:, None, None, :] * keys, dim=-1)  # (N, K, F, D)
         losses = []
         for feature, codes in enumerate(self.model.value_codes):
-            logits = self.READOUT_SCALE * reads[:, :, feature] @ F.normalize(codes, dim=-1).T  # (N, K, C)
+            logits = self.log_readout_scale.exp() * reads[:, :, feature] @ F.normalize(codes, dim=-1).T  # (N, K, C)
             losses.append(F.cross_entropy(logits[present], factors[..., feature][present]))
         return torch.stack(losses).mean()
 
