@@ -53,15 +53,18 @@ def test_stage2_floors():
     assert metrics["scene_iou"]["5"] >= 0.60
 
 
-# NOTE: the shipped stage-3 weights are below these floors (see weights/stage3/README.md); strict
-# xfail turns into a failure once they are met, so the mark must then be removed.
-@pytest.mark.xfail(strict=True, reason="shipped stage-3 weights are below the scene and unbinding floors")
-def test_stage3_floors():
+def test_stage3_scene_floors():
     metrics = scene_metrics("stage3")
     assert metrics["scene_iou"]["2"] >= 0.75
     assert metrics["scene_iou"]["5"] >= 0.60
-    assert metrics["unbind_accuracy"]["mean"] >= 0.90
     assert metrics["scene_swap_iou"]["mean"] >= 0.60
+
+
+# NOTE: the shipped stage-3 weights read back 0.89 of all features (orientation 0.61), below the
+# 0.9 floor. Strict xfail turns into a failure once the floor is met, so the mark must then go.
+@pytest.mark.xfail(strict=True, reason="shipped stage-3 unbinding accuracy is 0.89, below the 0.9 floor")
+def test_stage3_unbind_floor():
+    assert scene_metrics("stage3")["unbind_accuracy"]["mean"] >= 0.90
 
 
 @pytest.mark.parametrize("name", ["stage2", "stage3"])
