@@ -11,7 +11,7 @@ weights), then measures, in one run:
 * the five-object scene (`/scene`) through its handler and the HTTP API, when the weights
   include stages 2 and 3;
 * CLIENTS concurrent clients making CALLS swaps each through the HTTP API (errors, median, p95);
-* start-up time (process start to the first answer of /gradio_api/info) and resident memory.
+* start-up time (process start to the first response of /gradio_api/info) and resident memory.
 
 Usage: python benchmarks/app_latency.py [--calls N] [--clients C] [--calls-per-client K] [--json FILE]
 """

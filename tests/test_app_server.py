@@ -73,7 +73,8 @@ def test_scene_endpoint(client):
     for path in (truth, stage2, stage3, swapped, swapped_truth):
         assert read(path).shape == (256, 256)
     assert [row[0] for row in readout["data"]] == ["object 1", "object 2", "object 3"]
-    assert "stage 3" in summary and "Exchanging **posX** of objects 1 and 3" in summary
+    assert "stage 3" in summary
+    assert "Exchanging **posX** of objects 1 and 3" in summary
 
 
 def test_scene_endpoint_five_objects_without_exchange(client):

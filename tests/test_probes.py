@@ -7,7 +7,7 @@ from vsa_train.probes import block_disentanglement, chance_accuracy, probe_matri
 
 
 def one_hot_code(factors, slots_for_factor):
-    # Slot j holds a one-hot code of the factor slots_for_factor[j] (or zeros for None).
+    # Slot j contains a one-hot code of the factor slots_for_factor[j] (or zeros for None).
     n = len(factors)
     slots = torch.zeros(n, 5, 40)
     for slot, factor in enumerate(slots_for_factor):

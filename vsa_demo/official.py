@@ -1,6 +1,6 @@
 """Reader for the official dSprites file and its HDF5 twin.
 
-The official ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` holds ``imgs`` (737280, 64, 64)
+The official ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` contains ``imgs`` (737280, 64, 64)
 uint8 in {0, 1}, ``latents_values`` (737280, 6) float64, ``latents_classes`` (737280, 6) int64 and
 ``metadata``, over the factors (color, shape, scale, orientation, posX, posY). The HDF5 twin holds
 the same arrays under the same names. A file with fewer rows is accepted when its rows form a full

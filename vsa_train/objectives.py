@@ -108,8 +108,8 @@ class BoundSceneSwap(nn.Module):
     object; exchanging that object's feature vector must turn each scene vector into the other.
 
     Reconstruction alone leaves neighbouring values of a feature too close together to be
-    distinguished after unbinding from a crowded scene, so ``readout_weight`` adds a cleanup loss: every
-    feature of every object is unbound from its scene vector and classified by cosine similarity
+    distinguished after unbinding from a crowded scene. So ``readout_weight`` adds a cleanup loss:
+    every feature of every object is unbound from its scene vector and classified by cosine similarity
     (times a learned scale that starts at ``READOUT_SCALE``) against the model's value codebooks,
     with cross-entropy.
 

@@ -8,7 +8,7 @@ A run writes into its output folder:
 * ``model.safetensors`` and ``config.json``: the final weights, loadable with ``from_pretrained``.
 
 Examples are a pure function of (seed, index) and each step reads fixed indices, so a resumed
-run sees exactly the examples an uninterrupted one would. Under ``torchrun`` each process takes
+run reads exactly the examples an uninterrupted one would. Under ``torchrun`` each process takes
 its own share of every global batch and DistributedDataParallel averages the gradients.
 """
 
@@ -179,7 +179,7 @@ def _pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested, but PyTorch sees no GPU; use --device cpu")
+        raise ValueError("--device cuda was requested, but PyTorch finds no GPU; use --device cpu")
     return torch.device(name)
 
 
@@ -236,6 +236,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     if initial_state is not None and not resume:
         _load_initial(model, initial_state, config.init_from)
     objective = stage.objective(model, config).to(device)
+    own_objective = objective
     optimizer = torch.optim.Adam(objective.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
     start = 0
@@ -255,6 +256,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
                     f"but this run has {key}={current.get(key)!r}; use the same settings or a new --out"
                 )
         model.load_state_dict(checkpoint["model"])
+        # Parameters the objective has beside the model, such as a learned readout scale.
+        objective.load_state_dict({**objective.state_dict(), **checkpoint.get("objective_extra", {})})
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         start = int(checkpoint["step"])
@@ -321,7 +324,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
 
         wall = wall_before + time.perf_counter() - run_start
         if done % config.checkpoint_every == 0 or done == config.steps:
-            _save_checkpoint(checkpoint_path, model, optimizer, scheduler, done, config, rank, world, wall)
+            _save_checkpoint(checkpoint_path, own_objective, optimizer, scheduler, done, config, rank, world, wall)
         if rank == 0 and (done % config.eval_every == 0 or done == config.steps):
             model.eval()
             record = {
@@ -383,7 +386,7 @@ def _load_initial(model, state: dict, origin: str) -> None:
     logger.info("initialised %d tensors from %s", len(shared), origin)
 
 
-def _save_checkpoint(path, model, optimizer, scheduler, step, config, rank, world, wall_seconds) -> None:
+def _save_checkpoint(path, objective, optimizer, scheduler, step, config, rank, world, wall_seconds) -> None:
     # Every process contributes its random state, so a resumed DDP run draws the same noise.
     rng = torch.get_rng_state()
     states = [rng]
@@ -394,7 +397,8 @@ def _save_checkpoint(path, model, optimizer, scheduler, step, config, rank, worl
         return
     _atomic_torch_save(
         {
-            "model": model.state_dict(),
+            "model": objective.model.state_dict(),
+            "objective_extra": {k: v for k, v in objective.state_dict().items() if not k.startswith("model.")},
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "step": step,
