@@ -1,8 +1,9 @@
 """Rendering speed against reading the same images from a compressed file in the official layout.
 
-Renders N images (by default the whole 737,280-image grid) with the procedural renderer, writes
-them to a compressed ``.npz`` in the official layout (imgs, latents_values, latents_classes), and
-times reading the images back, which is what a cache of rendered images would cost.
+Renders N images (by default the whole 737,280-image grid) with the procedural renderer. Then
+writes them to a compressed ``.npz`` in the official layout (imgs, latents_values,
+latents_classes) and times reading the images back, which is what a cache of rendered images
+would cost.
 
 Usage: python benchmarks/render.py [--n N] [--repeats R] [--json FILE]
 """

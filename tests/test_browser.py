@@ -78,11 +78,15 @@ def test_swap_updates_live(page):
     assert "posX" in page.locator("#swap-summary").inner_text()
 
     before = image_src(page, "#swap-result")
-    number = page.locator("#A-scale input[type=number]")
-    number.fill("0.5")
-    number.press("Enter")
+    enter_number(page, "#A-scale", "0.5")
     wait_for_change(page, "#swap-result", before)
     screenshot(page, "swap")
+
+
+def enter_number(page, selector, value):
+    number = page.locator(f"{selector} input[type=number]")
+    number.fill(value)
+    number.press("Enter")
 
 
 def upload(page, tmp_path, name, data):
@@ -119,9 +123,7 @@ def test_scene_tab_updates_live(page):
     page.wait_for_function("() => document.querySelector('#scene-stage3 img')", timeout=30_000)
     assert "IoU with the rendered scene" in page.locator("#scene-summary").inner_text()
     before = image_src(page, "#scene-stage3")
-    number = page.locator("#object-1-scale input[type=number]")
-    number.fill("1")
-    number.press("Enter")
+    enter_number(page, "#object-1-scale", "1")
     wait_for_change(page, "#scene-stage3", before)
     screenshot(page, "scene")
 

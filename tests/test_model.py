@@ -67,15 +67,19 @@ def test_save_and_load_round_trip(saved):
     assert load_stage_model("stage1", folder.parent).config == SMALL
 
 
-def test_loads_from_hub_cache_offline(saved, tmp_path, monkeypatch):
-    model, folder = saved
-    # Lay out a Hub cache by hand: refs/main names a snapshot holding the repository's files.
-    cache = tmp_path / "hub"
+def hub_cache(cache, repo_id, files, inside=""):
+    """Lay out a Hub cache by hand: refs/main names a snapshot containing the repository's files."""
     commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / "models--someone--dsprites-vsa"
-    shutil.copytree(folder, repo / "snapshots" / commit / "stage1")
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(files, repo / "snapshots" / commit / inside)
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
+
+
+def test_loads_from_hub_cache_offline(saved, tmp_path, monkeypatch):
+    model, folder = saved
+    cache = tmp_path / "hub"
+    hub_cache(cache, "someone/dsprites-vsa", folder, "stage1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     import huggingface_hub.constants
@@ -93,11 +97,7 @@ def test_from_pretrained_repo_id_offline(saved, tmp_path, monkeypatch):
     # A repository made by push_to_hub from one stage folder: config and weights at its root.
     model, folder = saved
     cache = tmp_path / "hub"
-    commit = "89abcdef0123456789abcdef0123456789abcdef"
-    repo = cache / "models--someone--stage1-only"
-    shutil.copytree(folder, repo / "snapshots" / commit)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
+    hub_cache(cache, "someone/stage1-only", folder)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import huggingface_hub.constants
 

@@ -3,7 +3,7 @@
 dSprites has six generative factors in its file order: color (one value), shape, scale,
 orientation, posX and posY. This project models the five factors after color, always in the
 order ``shape, scale, orientation, posX, posY``. A factor's *class* is its index into the
-factor's value list; a sprite's *official index* is its row in the official file, where posY
+factor's value list, and a sprite's *official index* is its row in the official file, where posY
 varies fastest::
 
     index = classes @ [737280, 245760, 40960, 1024, 32, 1]   # over (color, shape, ..., posY)

@@ -2,7 +2,7 @@
 
 A weights location contains one sub-folder per stage (``stage1``, ``stage2``, ``stage3``), each with
 ``model.safetensors``, ``config.json`` and a model card. A local location may also be a single
-stage folder. A Hub repository is laid out like the local ``weights/`` folder; its files come from
+stage folder. A Hub repository is laid out like the local ``weights/`` folder. Its files come from
 the local Hub cache first, and with ``HF_HUB_OFFLINE=1`` nothing is downloaded.
 """
 

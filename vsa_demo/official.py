@@ -2,7 +2,7 @@
 
 The official ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` contains ``imgs`` (737280, 64, 64)
 uint8 in {0, 1}, ``latents_values`` (737280, 6) float64, ``latents_classes`` (737280, 6) int64 and
-``metadata``, over the factors (color, shape, scale, orientation, posX, posY). The HDF5 twin holds
+``metadata``, over the factors (color, shape, scale, orientation, posX, posY). The HDF5 twin contains
 the same arrays under the same names. A file with fewer rows is accepted when its rows form a full
 sub-grid (every combination of the classes it contains), which is how small exports and test files
 are laid out; sampling then draws only from the classes present.

@@ -14,7 +14,7 @@ and the window is pasted whole-pixel into the 64x64 frame:
 * **Square**: side ``20 * scale`` pixels (10 to 20), axis-aligned at orientation 0.
 * **Ellipse**: major axis horizontal at orientation 0; semi-axes per scale from a table fitted to
   the official bounding boxes (26 x 14 pixels at scale 1, 12 x 8 at scale 0.5) and areas.
-* **Heart**: two disc lobes at the top and a point at the bottom at orientation 0; bounding box
+* **Heart**: two disc lobes at the top and a point at the bottom at orientation 0. Bounding box
   ``20 * scale`` by ``17 * scale`` pixels centred on the sprite centre, so its pixel centroid lies
   about two rows above that centre, as in the official sprites.
 * **Orientation**: the shape turns about the sprite centre by the orientation angle,

@@ -2,7 +2,7 @@
 
 ``write_dataset`` draws N examples with ``vsa_train.sampling`` and writes them to one HDF5 file,
 atomically. The ``Dataset`` classes read such a file lazily (each DataLoader worker opens its own
-handle) or, without a file, draw fresh examples from the renderer on the fly; either way
+handle) or, without a file, draw fresh examples from the renderer on the fly. Either way
 ``dataset[i]`` is the same example every time and a batch is fetched in one vectorised call
 through ``__getitems__``.
 """

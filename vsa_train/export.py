@@ -37,7 +37,7 @@ STAGE_SUMMARIES = {
     ),
     "stage3": (
         "Each feature vector is bound (elementwise product) to a fixed bipolar feature placeholder and the "
-        "results bundled (summed) into an object vector; each object vector is bound to an object placeholder "
+        "results bundled (summed) into an object vector. Each object vector is bound to an object placeholder "
         "and bundled into the scene vector, which the decoder draws. Training exchanges one feature of one "
         "object between two scene vectors and reconstructs crosswise, and a cleanup loss teaches a codebook "
         "of one vector per factor value to name every feature unbound from a scene vector. The placeholders "

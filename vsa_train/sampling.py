@@ -1,8 +1,8 @@
 """Seeded, per-example sampling of pairs, scenes and paired scenes.
 
 Every example is a pure function of ``(seed, index)``: each random draw hashes the seed, the
-example index and a stream number with SplitMix64, so any example can be regenerated alone, in any
-order, in any process, and a batch is drawn with a few vectorised numpy operations.
+example index and a stream number with SplitMix64. So any example can be regenerated alone, in
+any order, in any process, and a batch is drawn with a few vectorised numpy operations.
 """
 
 from __future__ import annotations
