@@ -67,6 +67,41 @@ def test_scene_losses_fall_when_overfitting():
         assert np.mean(losses[-10:]) < 0.35 * losses[0], (type(objective).__name__, losses[0], losses[-10:])
 
 
+def test_readout_accepts_evaluated_classes():
+    from vsa_train.objectives import accepted_classes
+
+    accepted = accepted_classes()
+    square, heart = 0, 2
+    quarter_turn = 10  # of 40 orientation classes spanning a full turn, both ends included
+    assert accepted[2, square, 5, 5 + quarter_turn]
+    assert not accepted[2, heart, 5, 5 + quarter_turn]
+    assert accepted[2, heart, 0, 39]  # 0 and 2 pi are the same angle
+    assert accepted[3, square, 7].nonzero().flatten().tolist() == [6, 7, 8]
+    assert accepted[1, heart, 4].nonzero().flatten().tolist() == [4]
+    assert not accepted[0, :, :, 3:].any()  # beyond the three shapes
+
+
+def test_readout_loss_falls_when_overfitting():
+    from vsa_demo.model import BoundSceneVAE, BoundVAEConfig
+    from vsa_train.objectives import BoundSceneSwap
+
+    torch.manual_seed(0)
+    latents = torch.randn(16, 5, 5, 64)
+    present = torch.arange(5) < torch.randint(2, 6, (16, 1))
+    factors = torch.stack([torch.randint(0, size, (16, 5)) for size in (3, 6, 40, 32, 32)], dim=-1)
+    objective = BoundSceneSwap(BoundSceneVAE(BoundVAEConfig(latent_dim=64, channels=(4, 4, 8, 8), hidden_dim=32)), 0.01, 1.0)
+    latents.requires_grad_()
+    optimizer = torch.optim.Adam([latents, *objective.parameters()], lr=1e-2)
+    losses = []
+    for _ in range(100):
+        loss = objective.readout_loss(latents, present, factors)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
+
+
 def run_train(out, *extra, wait=True, stage="stage1"):
     command = [sys.executable, "-m", "vsa_train", "train", stage, "--out", str(out), "--quiet", *TINY, *extra]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -154,3 +189,4 @@ def test_two_process_ddp_ranks_agree(tmp_path, stage):
         assert torch.equal(rank0[key], rank1[key]), key
     assert any(not torch.equal(rank0[key], initial[key]) for key in initial), "training changed nothing"
     assert (tmp_path / "model.safetensors").exists()
+

@@ -6,10 +6,12 @@ and averages gradients across processes.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vsa_demo.factors import FACTOR_SIZES, SHAPE_NAMES, within_one_bin
 from vsa_demo.model import FeatureVAE, exchange_slots
 
 
@@ -100,6 +102,24 @@ class SceneSum(nn.Module):
         return {"loss": reconstruction + self.kl_weight * kl, "reconstruction": reconstruction, "kl": kl}
 
 
+def accepted_classes() -> torch.Tensor:
+    """Build the table of classes that count as a correct readout, by factor, shape and true class.
+
+    ``accepted[f, shape, true, c]`` is whether class ``c`` of factor ``f`` counts as correct for an
+    object of that shape whose true class is ``true``.
+
+    Shapes:
+        returns (5, 3, C, C) bool, C the largest factor size; entries beyond a factor's size are False
+    """
+    size = max(FACTOR_SIZES)
+    table = np.zeros((len(FACTOR_SIZES), len(SHAPE_NAMES), size, size), dtype=bool)
+    for factor, count in enumerate(FACTOR_SIZES):
+        for shape in range(len(SHAPE_NAMES)):
+            true, predicted = np.meshgrid(np.arange(count), np.arange(count), indexing="ij")
+            table[factor, shape, :count, :count] = within_one_bin(factor, np.full_like(true, shape), predicted, true)
+    return torch.from_numpy(table)
+
+
 class BoundSceneSwap(nn.Module):
     """Stage 3: exchange one feature of one object between two scene vectors, decode crosswise.
 
@@ -110,8 +130,10 @@ class BoundSceneSwap(nn.Module):
     Reconstruction alone leaves neighbouring values of a feature too close together to be
     distinguished after unbinding from a crowded scene. So ``readout_weight`` adds a cleanup loss:
     every feature of every object is unbound from its scene vector and classified by cosine similarity
-    (times a learned scale that starts at ``READOUT_SCALE``) against the model's value codebooks,
-    with cross-entropy.
+    (times a learned scale that starts at ``READOUT_SCALE``) against the model's value codebooks.
+    The loss is the negative log of the probability given to the classes that evaluation counts as
+    correct (:func:`vsa_demo.factors.within_one_bin`). A square turned a quarter turn is the same
+    image, so the loss does not push the model to tell the two apart.
 
     ``invariance_weight`` adds the stage-1 invariance ratio for the changed object, whose slots
     other than the changed one should not move between the two scenes.
@@ -127,9 +149,10 @@ class BoundSceneSwap(nn.Module):
         self.invariance_weight = invariance_weight
         # The cosine scale only sharpens the softmax during training; cleanup takes the argmax.
         self.log_readout_scale = nn.Parameter(torch.tensor(float(self.READOUT_SCALE)).log())
+        self.register_buffer("accepted", accepted_classes(), persistent=False)
 
     def readout_loss(self, latents: torch.Tensor, present: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of cleaning up every present (object, feature) read from the scene vector.
+        """Return the cleanup loss of every present (object, feature) read from the scene vector.
 
         Shapes:
             latents: (N, K, F, D); present: (N, K); factors: (N, K, F) classes -> scalar
@@ -139,10 +162,13 @@ class BoundSceneSwap(nn.Module):
         scene = memory.scene_vector(latents, present)  # (N, D)
         keys = memory.object_roles[:k, None, :] * memory.feature_roles[None, :, :]  # (K, F, D)
         reads = F.normalize(scene[:, None, None, :] * keys, dim=-1)  # (N, K, F, D)
+        factors = factors[present]  # (M, F)
         losses = []
         for feature, codes in enumerate(self.model.value_codes):
-            logits = self.log_readout_scale.exp() * reads[:, :, feature] @ F.normalize(codes, dim=-1).T  # (N, K, C)
-            losses.append(F.cross_entropy(logits[present], factors[..., feature][present]))
+            logits = self.log_readout_scale.exp() * reads[:, :, feature][present] @ F.normalize(codes, dim=-1).T  # (M, C)
+            accepted = self.accepted[feature, factors[:, 0], factors[:, feature], : codes.shape[0]]  # (M, C)
+            log_accepted = torch.logsumexp(logits.masked_fill(~accepted, float("-inf")), dim=-1)
+            losses.append((torch.logsumexp(logits, dim=-1) - log_accepted).mean())
         return torch.stack(losses).mean()
 
     def forward(
