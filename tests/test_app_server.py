@@ -84,6 +84,11 @@ def test_scene_endpoint_five_objects_without_exchange(client):
     assert outputs[4] is None
 
 
+def test_scene_fractional_count_rejected(client):
+    with pytest.raises(Exception, match="invalid object count 2.5"):
+        client.predict(2.5, "none", "1", "2", api_name="/scene")
+
+
 def test_bad_input_reported(client):
     with pytest.raises(Exception, match="unknown shape|not in the list of choices|Value"):
         client.predict("circle", 1.0, 0.0, 0.5, 0.5, api_name="/render")

@@ -144,6 +144,18 @@ def test_scene_exchange_truth(models):
     assert "Exchanging **posY** of objects 1 and 2" in summary
 
 
+def test_scene_exchange_with_itself_noted(models):
+    choices = scene_choices((0, 0, 0, 2, 2), (1, 2, 5, 28, 4))
+    outputs = handlers.scene_handler(models, choices, "shape", (1, 1))
+    assert "object 2 with itself changes nothing" in outputs[6]
+    assert outputs[4] is None
+
+
+def test_full_turn_described_as_zero():
+    assert handlers.describe_value(2, 39) == "0.0°"
+    assert handlers.describe_value(2, 0) == "0.0°"
+
+
 def test_scene_overlap_warned_and_decoded(models):
     choices = scene_choices((0, 5, 0, 15, 15), (2, 5, 0, 16, 16))
     outputs = handlers.scene_handler(models, choices)

@@ -190,3 +190,12 @@ def test_two_process_ddp_ranks_agree(tmp_path, stage):
     assert any(not torch.equal(rank0[key], initial[key]) for key in initial), "training changed nothing"
     assert (tmp_path / "model.safetensors").exists()
 
+
+def test_sizes_beside_init_from_rejected(tmp_path, capsys):
+    from vsa_train.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "stage3", "--out", str(tmp_path / "run"), "--latent-dim", "64"])
+    assert exit_info.value.code == 2
+    assert "pass --init-from none" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

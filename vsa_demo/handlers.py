@@ -178,7 +178,7 @@ def describe_value(factor: int, cls: int) -> str:
     if factor == 1:
         return f"{SCALE_VALUES[cls]:.1f}"
     if factor == 2:
-        return f"{math.degrees(ORIENTATION_VALUES[cls]):.1f}°"
+        return f"{math.degrees(ORIENTATION_VALUES[cls]) % 360.0:.1f}°"  # the last class, 360°, is 0°
     return f"{POSITION_VALUES[cls]:.3f}"
 
 
@@ -445,7 +445,12 @@ def scene_handler(models: Models, choices: list[SpriteChoice], feature: str | No
             swapped_pixels = np.stack([sprite_image(tuple(c)) for c in classes]).max(axis=0)
             swapped_truth = display(swapped_pixels)
             lines.append(f"Exchanging **{feature}** of objects {i + 1} and {j + 1}: IoU **{iou(swapped, swapped_pixels):.3f}**.")
+        if i == j:
+            lines.append(f"Exchanging **{feature}** of object {i + 1} with itself changes nothing; pick two different objects.")
         swapped = display(swapped)
-    readout_note = "Readout cells: cleaned-up value (cosine similarity) / true value."
+    readout_note = (
+        "Readout cells: cleaned-up value (cosine similarity with that value's code) / true value. "
+        "Crosstalk from the other bound items keeps the similarity well below 1; the highest one names the value."
+    )
     lines.append(readout_note)
     return display(truth), display(decoded2), display(decoded3), swapped, swapped_truth, readout, "\n\n".join(lines)

@@ -260,6 +260,8 @@ def wire_scene(models: Models, controls: SceneControls, demo: gr.Blocks) -> None
 
     def scene(count=3, feature="none", first="1", second="2", *values):
         """Decode a scene of ``count`` objects; values are 5 x (shape, scale, degrees, posX, posY), 5 sources, 5 images."""
+        if count is None or float(count) != int(count):
+            raise gr.Error(f"invalid object count {count}: expected a whole number from 2 to {MAX_SCENE_OBJECTS}", print_exception=False)
         count = int(count)
         factors, sources, customs = values[:25], values[25:30], values[30:35]
         choices = [

@@ -82,12 +82,14 @@ def load_state_dict(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, 
         raise WeightsError(
             f"{path} is missing tensor {missing[0]!r}"
             + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
-            + "; the file belongs to another model version, so retrain or download matching weights"
+            + "; the file belongs to another stage or model version, so load it as the stage it was trained for, "
+            "or retrain or download matching weights"
         )
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
         raise WeightsError(
-            f"{path} has unexpected tensor {unexpected[0]!r}; the file belongs to another model version"
+            f"{path} has unexpected tensor {unexpected[0]!r}; the file belongs to another stage or model version, "
+            "so load it as the stage it was trained for"
         )
     for key, tensor in expected.items():
         value = state[key]

@@ -23,6 +23,7 @@ logger = logging.getLogger("vsa_train")
 STAGE_NAMES = ("stage1", "stage2", "stage3")
 # Stage 3 starts from stage 1: stage 2's plain sum lets slots mix factors again.
 INIT_DEFAULTS = {"stage2": "weights/stage1", "stage3": "weights/stage1"}
+MODEL_SIZE_FLAGS = ("latent_dim", "channels", "hidden_dim")
 
 
 def _positive_int(text: str) -> int:
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     make.add_argument("--source", type=Path, help="official dSprites .npz or .h5 to take images from (default: the renderer)")
     make.add_argument("--min-objects", type=int, help="minimum objects per scene (default: 2)")
-    make.add_argument("--max-objects", type=int, help="maximum objects per scene (default: 5 for scene, 2 for paired-scene)")
+    make.add_argument("--max-objects", type=int, help="maximum objects per scene (default: 5 for scene; for paired-scene 2, or --min-objects when larger)")
     make.add_argument("--quiet", action="store_true", help="hide the progress bar")
 
     train = commands.add_parser("train", help="train one stage; also runs under torchrun")
@@ -90,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-workers", type=int, default=defaults.num_workers, help=f"DataLoader worker processes (default: {defaults.num_workers})")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default=defaults.device, help="where to train (default: auto, a GPU when there is one)")
     model = train.add_argument_group("model")
-    model.add_argument("--latent-dim", type=_positive_int, default=defaults.model.latent_dim, help=f"dimension D of each feature vector (default: {defaults.model.latent_dim})")
-    model.add_argument("--channels", type=_channels, default=defaults.model.channels, help="encoder convolution widths (default: %(default)s)")
-    model.add_argument("--hidden-dim", type=_positive_int, default=defaults.model.hidden_dim, help=f"hidden linear width (default: {defaults.model.hidden_dim})")
+    # No argparse defaults here, so that sizes given together with --init-from can be detected and rejected.
+    model.add_argument("--latent-dim", type=_positive_int, help=f"dimension D of each feature vector of a new model (default: {defaults.model.latent_dim})")
+    model.add_argument("--channels", type=_channels, help=f"encoder convolution widths of a new model (default: {','.join(map(str, defaults.model.channels))})")
+    model.add_argument("--hidden-dim", type=_positive_int, help=f"hidden linear width of a new model (default: {defaults.model.hidden_dim})")
     train.add_argument("--quiet", action="store_true", help="hide the progress bar")
 
     evaluate = commands.add_parser("evaluate", help="measure a stage's weights on fresh samples")
@@ -123,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args) -> None:
     from .train import TrainConfig, train
 
-    model_config = VAEConfig(latent_dim=args.latent_dim, channels=args.channels, hidden_dim=args.hidden_dim)
+    sizes = {name: getattr(args, name) for name in MODEL_SIZE_FLAGS if getattr(args, name) is not None}
     names = {f.name for f in fields(TrainConfig)}
     values = {name: getattr(args, name) for name in names if hasattr(args, name) and name != "model"}
     values["stage"] = args.stage
@@ -131,6 +133,14 @@ def _train(args) -> None:
         values["init_from"] = INIT_DEFAULTS.get(args.stage)
     elif values["init_from"].lower() == "none":
         values["init_from"] = None
+    if sizes and values["init_from"]:
+        flags = " ".join("--" + name.replace("_", "-") for name in sizes)
+        raise ValueError(
+            f"{flags} set the size of a new model, but {args.stage} starts from the trained model in "
+            f"--init-from {values['init_from']} and keeps its size; drop {flags}, or pass --init-from none "
+            "to train a new model of that size"
+        )
+    model_config = VAEConfig(**sizes)
     for key in ("data", "source"):
         values[key] = None if values.get(key) is None else str(values[key])
     config = TrainConfig(model=model_config, **values)
@@ -145,10 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "make-data":
             from .datasets import write_dataset
 
-            path = write_dataset(
-                args.dataset, args.n, args.out, args.seed, args.source, args.min_objects, args.max_objects, progress=not args.quiet
-            )
-            print(f"wrote {args.n} {args.dataset} examples to {path}")
+            write_dataset(args.dataset, args.n, args.out, args.seed, args.source, args.min_objects, args.max_objects, progress=not args.quiet)
         elif args.command == "train":
             _train(args)
         elif args.command == "project-slots":
