@@ -199,3 +199,19 @@ def test_sizes_beside_init_from_rejected(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "pass --init-from none" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_export_writes_readable_stage_folder(tmp_path):
+    settings = ["--steps", "4", "--batch-size", "4", "--eval-every", "4", "--eval-size", "4", "--warmup-steps", "1", "--init-from", "none"]
+    run_train(tmp_path / "run", *settings, stage="stage2")
+    out = tmp_path / "weights" / "stage2"
+    command = [sys.executable, "-m", "vsa_train", "export", "stage2", "--run", str(tmp_path / "run"), "--out", str(out), "--n", "8", "--quiet"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+    assert "scene_iou" in (out / "README.md").read_text()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask
+    for name in ("model.safetensors", "config.json", "eval.json", "scenes.png"):
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name

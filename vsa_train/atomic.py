@@ -8,10 +8,11 @@ import tempfile
 from pathlib import Path
 
 
-def _default_mode() -> int:
+def default_mode(directory: bool = False) -> int:
+    """Return the permissions a plain ``open`` or ``mkdir`` gives: 0666 or 0777 less the umask."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return (0o777 if directory else 0o666) & ~mask
 
 
 @contextlib.contextmanager
@@ -29,7 +30,7 @@ def atomic_path(path: str | Path):
     os.close(handle)
     try:
         yield Path(temporary)
-        os.chmod(temporary, _default_mode())
+        os.chmod(temporary, default_mode())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

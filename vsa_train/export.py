@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .atomic import default_mode
 from .evaluate import evaluate, machine_description
 from .train import COMMANDS_NAME, METRICS_NAME
 
@@ -40,8 +41,9 @@ STAGE_SUMMARIES = {
         "results bundled (summed) into an object vector. Each object vector is bound to an object placeholder "
         "and bundled into the scene vector, which the decoder draws. Training exchanges one feature of one "
         "object between two scene vectors and reconstructs crosswise, and a cleanup loss teaches a codebook "
-        "of one vector per factor value to name every feature unbound from a scene vector. The placeholders "
-        "and the codebooks are stored in model.safetensors."
+        "of one vector per factor value to name every feature unbound from a scene vector. That loss rewards "
+        "every class the evaluation counts as correct, so it does not ask for a square's quarter turns to be "
+        "told apart. The placeholders and the codebooks are stored in model.safetensors."
     ),
 }
 
@@ -151,8 +153,9 @@ def export(stage: str, run: str | Path, out: str | Path, n: int = 1000, seed: in
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        os.chmod(staging, default_mode(directory=True))  # mkdtemp makes it private to its owner
         for name in ("model.safetensors", "config.json", "train_config.json", METRICS_NAME):
-            shutil.copy2(run / name, staging / name)
+            shutil.copyfile(run / name, staging / name)
         metrics = evaluate(stage, str(staging), n, staging / "eval.json", figures=staging, seed=seed, progress=progress)
         metrics["weights"] = str(out)  # where the folder ends up, not the staging name
         (staging / "eval.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from vsa_demo.model import VAEConfig
 
-from .atomic import atomic_path
+from .atomic import atomic_path, default_mode
 from .commands import command_line
 from .datasets import SpritesDataset, collate
 from .stages import STAGES
@@ -172,6 +172,8 @@ def save_weights(model, out: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out, prefix=".weights.") as staging:
         model.save_pretrained(staging)
         for name in ("model.safetensors", "config.json"):
+            # safetensors 0.8 save_file creates its file with mode 0600, readable by the owner only.
+            os.chmod(Path(staging) / name, default_mode())
             os.replace(Path(staging) / name, out / name)
 
 
