@@ -73,6 +73,7 @@ def test_scene_endpoint(client):
     for path in (truth, stage2, stage3, swapped, swapped_truth):
         assert read(path).shape == (256, 256)
     assert [row[0] for row in readout["data"]] == ["object 1", "object 2", "object 3"]
+    assert all(cell.endswith("✓") for row in readout["data"] for cell in row[1:]), readout["data"]
     assert "stage 3" in summary
     assert "Exchanging **posX** of objects 1 and 3" in summary
 

@@ -129,7 +129,8 @@ def test_scene_outputs(models):
     assert swapped_truth is None
     assert [row[0] for row in readout] == ["object 1", "object 2", "object 3"]
     assert all(len(row) == 6 for row in readout)
-    assert readout[1][1].endswith("/ ellipse")
+    assert "/ ellipse " in readout[1][1]
+    assert all(cell[-1] in "✓✗" for row in readout for cell in row[1:])
     assert "stage 2" in summary
     assert "overlap" not in summary
 
@@ -149,6 +150,14 @@ def test_scene_exchange_with_itself_noted(models):
     outputs = handlers.scene_handler(models, choices, "shape", (1, 1))
     assert "object 2 with itself changes nothing" in outputs[6]
     assert outputs[4] is None
+
+
+def test_scene_exchange_with_custom_image_explained(models):
+    choices = scene_choices((0, 0, 0, 2, 2)) + [SpriteChoice(image=render_one(1, 2, 5, 28, 4))]
+    outputs = handlers.scene_handler(models, choices, "shape", (0, 1))
+    assert outputs[4] is None
+    assert "No rendered exchange: a custom image has no factor values" in outputs[6]
+    assert outputs[5][1][1].endswith(")")  # no truth to compare a custom image's readout with
 
 
 def test_full_turn_described_as_zero():

@@ -25,6 +25,7 @@ from .factors import (
     SCALE_VALUES,
     SHAPE_NAMES,
     sample_classes,
+    within_one_bin,
 )
 from .loading import HOW_TO_GET_WEIGHTS, load_stage_model, resolve_weights, stage_folder
 from .model import BoundSceneVAE, FeatureVAE
@@ -414,9 +415,11 @@ def scene_handler(models: Models, choices: list[SpriteChoice], feature: str | No
         row = [f"object {k + 1}"]
         for f in range(NUM_FACTORS):
             best, score = models.stage3.read_values(scene3, k, f)
-            cell = f"{describe_value(f, int(best[0]))} ({float(score[0]):.2f})"
+            predicted = int(best[0])
+            cell = f"{describe_value(f, predicted)} ({float(score[0]):.2f})"
             if choice.classes is not None:
-                cell += f" / {describe_value(f, choice.classes[f])}"
+                correct = bool(within_one_bin(f, choice.classes[0], predicted, choice.classes[f]))
+                cell += f" / {describe_value(f, choice.classes[f])} {'✓' if correct else '✗'}"
             row.append(cell)
         readout.append(row)
 
@@ -445,12 +448,16 @@ def scene_handler(models: Models, choices: list[SpriteChoice], feature: str | No
             swapped_pixels = np.stack([sprite_image(tuple(c)) for c in classes]).max(axis=0)
             swapped_truth = display(swapped_pixels)
             lines.append(f"Exchanging **{feature}** of objects {i + 1} and {j + 1}: IoU **{iou(swapped, swapped_pixels):.3f}**.")
+        elif i != j:
+            lines.append(f"Exchanging **{feature}** of objects {i + 1} and {j + 1}. No rendered exchange: a custom image has no factor values.")
         if i == j:
             lines.append(f"Exchanging **{feature}** of object {i + 1} with itself changes nothing; pick two different objects.")
         swapped = display(swapped)
     readout_note = (
-        "Readout cells: cleaned-up value (cosine similarity with that value's code) / true value. "
-        "Crosstalk from the other bound items keeps the similarity well below 1; the highest one names the value."
+        "Readout cells: cleaned-up value (cosine similarity with that value's code) / true value, ✓ where the "
+        "evaluation counts it as correct: orientation modulo the shape's symmetry (a square repeats every quarter "
+        "turn), orientation and positions within one class. Crosstalk from the other bound items keeps the "
+        "similarity well below 1; the highest one names the value."
     )
     lines.append(readout_note)
     return display(truth), display(decoded2), display(decoded3), swapped, swapped_truth, readout, "\n\n".join(lines)
