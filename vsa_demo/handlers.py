@@ -442,16 +442,16 @@ def scene_handler(models: Models, choices: list[SpriteChoice], feature: str | No
         exchanged = slots3.clone()
         exchanged[i, f], exchanged[j, f] = slots3[j, f], slots3[i, f]
         swapped = torch.sigmoid(models.stage3.decoder(models.stage3.scene_vector(exchanged[None])))[0].numpy()
-        if grid_only and i != j:
+        if i == j:
+            lines.append(f"Exchanging **{feature}** of object {i + 1} with itself changes nothing; pick two different objects.")
+        elif grid_only:
             classes = [list(c.classes) for c in choices]
             classes[i][f], classes[j][f] = choices[j].classes[f], choices[i].classes[f]
             swapped_pixels = np.stack([sprite_image(tuple(c)) for c in classes]).max(axis=0)
             swapped_truth = display(swapped_pixels)
             lines.append(f"Exchanging **{feature}** of objects {i + 1} and {j + 1}: IoU **{iou(swapped, swapped_pixels):.3f}**.")
-        elif i != j:
+        else:
             lines.append(f"Exchanging **{feature}** of objects {i + 1} and {j + 1}. No rendered exchange: a custom image has no factor values.")
-        if i == j:
-            lines.append(f"Exchanging **{feature}** of object {i + 1} with itself changes nothing; pick two different objects.")
         swapped = display(swapped)
     readout_note = (
         "Readout cells: cleaned-up value (cosine similarity with that value's code) / true value, ✓ where the "
